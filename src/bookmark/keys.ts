@@ -1,0 +1,21 @@
+/** Every Redis key tranche writes, in one place. With a `{tag}` prefix all keys share one Cluster slot. */
+export function keys(prefix: string, job: string) {
+  const j = `${prefix}:bm:${job}`;
+  return {
+    /** Set of partition ids that have bookmark state. */
+    parts: `${j}:parts`,
+    /** Hash: version, lastRunId, updatedAt of the job's bookmark. */
+    jobMeta: `${j}:meta`,
+    meta: (p: string) => `${j}:p:${p}:meta`,
+    done: (p: string) => `${j}:p:${p}:done`,
+    lease: (p: string) => `${j}:p:${p}:lease`,
+    leaseRun: (p: string) => `${j}:p:${p}:leaserun`,
+    /** Zset of live runs of the job: run id → expiry (epoch ms). */
+    active: `${prefix}:runs:${job}:active`,
+    /** List of run summaries (JSON), newest first, trimmed to historySize. */
+    history: `${prefix}:runs:${job}:history`,
+    run: (runId: string) => `${prefix}:run:${runId}`,
+    runErrors: (runId: string) => `${prefix}:run:${runId}:errors`,
+  };
+}
+export type Keys = ReturnType<typeof keys>;

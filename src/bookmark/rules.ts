@@ -1,0 +1,47 @@
+/**
+ * Bookmark rules, pure. The state of one job partition is:
+ *  - `wm`, the watermark: every file with last-modified below `wm - maxBand` counts as done;
+ *  - `done`, the files committed inside the band (key → last-modified), i.e. with
+ *    last-modified >= `wm - maxBand`; older entries are pruned, so the state does not grow with
+ *    the number of files processed;
+ *  - `leases`, files selected by a run that has not committed them yet (key → owner run id).
+ *    A lease holds `wm` below its file, so a failed or killed run's files stay selectable.
+ *
+ * A file is new when its last-modified time is at or above the band's lower edge and the band
+ * does not already hold it at that time (or later). A rewritten file has a newer time and is new
+ * again; a deleted file simply no longer shows up.
+ */
+export interface PartitionView {
+  /** Watermark in epoch ms, or null for a partition never committed. */
+  wm: number | null;
+  /** Band width in ms. */
+  bandMs: number;
+  done: ReadonlyMap<string, number>;
+  /** key → owner run id, for files leased by runs that are still alive. */
+  liveLeases: ReadonlyMap<string, string>;
+}
+
+export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs">): number {
+  return view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
+}
+
+export type Verdict = "new" | "done" | "below-band" | "leased";
+
+/** Decides whether one listed file is to be processed by run `runId`. */
+export function classify(view: PartitionView, file: { key: string; lastModified: number }, runId: string): Verdict {
+  if (file.lastModified < bandFloor(view)) return "below-band";
+  const doneAt = view.done.get(file.key);
+  if (doneAt !== undefined && doneAt >= file.lastModified) return "done";
+  const owner = view.liveLeases.get(file.key);
+  if (owner !== undefined && owner !== runId) return "leased";
+  return "new";
+}
+
+/**
+ * The watermark after a commit: it follows the highest committed time but never passes a file
+ * still leased (minus one ms), and it never moves back.
+ */
+export function nextWatermark(prevWm: number | null, hwm: number, minLeased: number | null): number {
+  const candidate = minLeased === null ? hwm : Math.min(hwm, minLeased - 1);
+  return prevWm === null ? candidate : Math.max(prevWm, candidate);
+}

@@ -1,0 +1,202 @@
+import type { Redis } from "ioredis";
+import { getJob, loadConfig } from "../config/load.js";
+import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
+import { ConfigError, RunFailedError } from "../errors.js";
+import { log } from "../log.js";
+import { startMetricsServer } from "../metrics/server.js";
+import { FilePool } from "../pool/file-pool.js";
+import { BatchWorker } from "../queue/batch-worker.js";
+import { connectRedis } from "../redis.js";
+import { runOnce, type RunSummary } from "../run/runner.js";
+import { backlog } from "../run/status.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { formatBytes, ProgressReporter } from "./progress.js";
+
+export interface RunCommandOptions {
+  config?: string;
+  drain?: boolean;
+  boundedFiles?: string;
+  boundedSize?: string;
+  json?: boolean;
+  bookmark?: BookmarkMode;
+  threads?: number;
+  metricsPort?: number;
+  /** Stop draining after this many runs (safety valve). */
+  maxRuns?: number;
+}
+
+function printRun(s: RunSummary, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(s) + "\n");
+    return;
+  }
+  if (s.status === "empty") {
+    process.stdout.write(`run ${s.runId}: nothing to do, no unprocessed files (${s.listed} listed)\n`);
+    return;
+  }
+  process.stdout.write(
+    `run ${s.runId}: ${s.status} — ${s.files} files, ${formatBytes(s.bytes)} in ${(s.durationMs / 1000).toFixed(1)}s; ` +
+      `${s.remainingFiles} files (${formatBytes(s.remainingBytes)}) remain` +
+      (s.badRecords ? `; ${s.badRecords} bad records skipped` : "") +
+      (s.batchesFailed ? `; ${s.batchesFailed} batches failed: ${s.errors[0] ?? ""}` : "") +
+      "\n",
+  );
+}
+
+/** Opens the two Redis connections a run or worker needs (commands, and BullMQ's blocking one). */
+async function connections(cfg: TrancheConfig): Promise<{ redis: Redis; bull: Redis; close(): Promise<void> }> {
+  const redis = await connectRedis(cfg.redis.url);
+  const bull = await connectRedis(cfg.redis.url, { forBullMQ: true });
+  const extra: Redis[] = [];
+  return {
+    redis,
+    bull,
+    async close() {
+      for (const r of [redis, bull, ...extra]) await r.quit().catch(() => r.disconnect());
+    },
+  };
+}
+
+/**
+ * `tranche run <job>`: one bounded run (or, with --drain, runs until nothing is left), with the
+ * scheduler and a worker pool in this process. Returns the summaries.
+ */
+export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn?: TrancheConfig): Promise<RunSummary[]> {
+  const cfg = cfgIn ?? loadConfig(opts.config);
+  const job = getJob(cfg, jobName);
+  if (opts.boundedFiles !== undefined && opts.boundedSize !== undefined) {
+    throw new ConfigError("--bounded-files and --bounded-size are both given; only one bound is supported");
+  }
+  const override = opts.boundedFiles !== undefined || opts.boundedSize !== undefined ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize } : undefined;
+  const conn = await connections(cfg);
+  const pool = new FilePool({ threads: opts.threads ?? job.worker.threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb });
+  const worker = new BatchWorker({
+    redis: conn.redis,
+    connection: () => conn.bull.duplicate(),
+    prefix: cfg.prefix,
+    jobs: [jobName],
+    pool,
+    concurrency: Math.max(job.worker.concurrency, 2),
+    log,
+  });
+  const metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
+  worker.start();
+  const summaries: RunSummary[] = [];
+  try {
+    const maxRuns = opts.maxRuns ?? (opts.drain ? Number.MAX_SAFE_INTEGER : 1);
+    for (let i = 0; i < maxRuns; i++) {
+      const progress = new ProgressReporter(`[${jobName}] run ${i + 1}`);
+      let s: RunSummary;
+      try {
+        s = await runOnce({ cfg, job: jobName, redis: conn.redis, queueConnection: conn.bull, log, override, mode: opts.bookmark, onProgress: (p) => progress.update(p) });
+      } finally {
+        progress.done();
+      }
+      summaries.push(s);
+      printRun(s, opts.json);
+      if (s.status === "failed") throw new RunFailedError(`run ${s.runId} of job "${jobName}" failed: ${s.batchesFailed} of ${s.batches} batches failed; first error: ${s.errors[0] ?? "unknown"}`);
+      if (s.status === "empty" || s.remainingFiles === 0) break;
+      if ((opts.bookmark ?? job.bookmark.mode) !== "enable") break; // without state updates a drain would never end
+    }
+  } finally {
+    await worker.close();
+    await pool.close();
+    await metrics?.close();
+    await conn.close();
+  }
+  return summaries;
+}
+
+export interface WorkerCommandOptions {
+  config?: string;
+  job?: string[];
+  threads?: number;
+  maxOldGenerationSizeMb?: number;
+  concurrency?: number;
+  metricsPort?: number;
+  lockDurationMs?: number;
+  stalledIntervalMs?: number;
+}
+
+/** `tranche worker`: consumes batches until SIGTERM/SIGINT, then finishes the current ones and exits. */
+export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const jobs = opts.job?.length ? opts.job : Object.keys(cfg.jobs);
+  for (const j of jobs) getJob(cfg, j);
+  if (jobs.length === 0) throw new ConfigError("no jobs configured: add one under `jobs:` or pass --job");
+  const jobCfgs = jobs.map((j) => cfg.jobs[j]!);
+  const threads = opts.threads ?? Math.max(...jobCfgs.map((j) => j.worker.threads));
+  const heap = opts.maxOldGenerationSizeMb ?? Math.max(...jobCfgs.map((j) => j.worker.maxOldGenerationSizeMb));
+  const conn = await connections(cfg);
+  const pool = new FilePool({ threads, maxOldGenerationSizeMb: heap });
+  const worker = new BatchWorker({
+    redis: conn.redis,
+    connection: () => conn.bull.duplicate(),
+    prefix: cfg.prefix,
+    jobs,
+    pool,
+    concurrency: opts.concurrency ?? Math.max(...jobCfgs.map((j) => j.worker.concurrency)),
+    lockDurationMs: opts.lockDurationMs,
+    stalledIntervalMs: opts.stalledIntervalMs,
+    log,
+  });
+  let stopping = false;
+  const port = opts.metricsPort ?? cfg.metrics.port;
+  const metrics = port ? await startMetricsServer(port, () => !stopping && worker.running) : undefined;
+  worker.start();
+  log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, metricsPort: metrics?.port, pid: process.pid });
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      if (stopping) return;
+      stopping = true;
+      log.info("stopping: finishing current batches", { signal: sig });
+      resolve();
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  await worker.close();
+  await pool.close();
+  await metrics?.close();
+  await conn.close();
+  log.info("worker stopped");
+}
+
+/** `tranche status [job]`: backlog, bookmark summary and last runs. */
+export async function statusCommand(jobName: string | undefined, opts: { config?: string; json?: boolean }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const names = jobName ? [jobName] : Object.keys(cfg.jobs);
+  for (const n of names) getJob(cfg, n);
+  const redis = await connectRedis(cfg.redis.url);
+  try {
+    const out = [];
+    for (const name of names) {
+      const store = new BookmarkStore(redis, cfg.prefix, name);
+      const [b, bm, hist, live] = await Promise.all([
+        backlog(cfg, name, store),
+        store.summary(),
+        redis.lrange(store.k.history, 0, 4),
+        store.liveRuns(),
+      ]);
+      out.push({ job: name, backlog: b, bookmark: bm, runningRuns: live, lastRuns: hist.map((h) => JSON.parse(h) as RunSummary) });
+    }
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(jobName ? out[0] : out, null, 2) + "\n");
+      return;
+    }
+    for (const s of out) {
+      const age = s.backlog.oldestUnprocessed === null ? "-" : `${Math.round((Date.now() - s.backlog.oldestUnprocessed) / 1000)}s`;
+      process.stdout.write(
+        `job ${s.job}\n  backlog: ${s.backlog.files} files, ${formatBytes(s.backlog.bytes)}, oldest unprocessed ${age} old (${s.backlog.listed} listed)\n` +
+          `  bookmark: version ${s.bookmark.version}, ${s.bookmark.partitions.length} partitions, ${s.bookmark.partitions.reduce((a, p) => a + p.files, 0)} files committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
+          (s.runningRuns.length ? `  running: ${s.runningRuns.join(", ")}\n` : "") +
+          `  last runs:\n` +
+          (s.lastRuns.length
+            ? s.lastRuns.map((r) => `    ${r.runId} ${r.status.padEnd(9)} ${r.files} files ${formatBytes(r.bytes)} ${(r.durationMs / 1000).toFixed(1)}s\n`).join("")
+            : "    (none)\n"),
+      );
+    }
+  } finally {
+    await redis.quit();
+  }
+}

@@ -1,0 +1,64 @@
+import type { RunProgress } from "../run/runner.js";
+
+export function formatBytes(n: number): string {
+  const u = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  let v = n;
+  while (v >= 1000 && i < u.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
+}
+
+function formatDuration(s: number): string {
+  if (!Number.isFinite(s)) return "--";
+  if (s < 60) return `${Math.round(s)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+
+/**
+ * Shows a run's progress: a redrawn bar (files, bytes, rate, ETA) on a terminal, otherwise a plain
+ * line at most every `intervalMs`.
+ */
+export class ProgressReporter {
+  private startedAt = Date.now();
+  private last = 0;
+  private drawn = false;
+  constructor(
+    private readonly label: string,
+    private readonly out: NodeJS.WriteStream = process.stderr,
+    private readonly intervalMs = out.isTTY ? 100 : 2000,
+  ) {}
+
+  update(p: RunProgress): void {
+    const now = Date.now();
+    if (now - this.last < this.intervalMs) return;
+    this.last = now;
+    const elapsed = (now - this.startedAt) / 1000;
+    let line: string;
+    if (p.phase === "listing") {
+      line = `${this.label} listing… ${p.listed.toLocaleString("en-US")} objects`;
+    } else {
+      const frac = p.files ? p.filesDone / p.files : 1;
+      const rate = p.filesDone / Math.max(elapsed, 0.001);
+      const mbs = p.bytesDone / 1e6 / Math.max(elapsed, 0.001);
+      const eta = rate > 0 ? (p.files - p.filesDone) / rate : Infinity;
+      const width = 24;
+      const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
+      line = `${this.label} ${bar} ${p.filesDone}/${p.files} files ${formatBytes(p.bytesDone)}/${formatBytes(p.bytes)} ${rate.toFixed(0)} files/s ${mbs.toFixed(1)} MB/s ETA ${formatDuration(eta)}`;
+    }
+    if (this.out.isTTY) {
+      this.out.write(`\r\x1b[2K${line}`);
+      this.drawn = true;
+    } else {
+      this.out.write(line + "\n");
+    }
+  }
+
+  done(): void {
+    if (this.drawn) this.out.write("\r\x1b[2K");
+    this.drawn = false;
+  }
+}

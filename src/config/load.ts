@@ -1,0 +1,84 @@
+import { readFileSync, existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { parse as parseYaml } from "yaml";
+import type { z } from "zod";
+import { ConfigError } from "../errors.js";
+import { parseBoundOptions } from "./bounds.js";
+import { configSchema, type TrancheConfig } from "./schema.js";
+
+/** Formats zod issues as `field: got VALUE; expected …` lines. */
+function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
+  return issues
+    .map((i) => {
+      const field = i.path.length ? i.path.join(".") : "(top level)";
+      let value: unknown = raw;
+      for (const p of i.path) value = value && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[p] : undefined;
+      const got = value === undefined ? "missing" : JSON.stringify(value);
+      if (i.code === "unrecognized_keys") return `${field}: unknown option(s) ${i.keys.join(", ")}; check the spelling (see README "Configuration")`;
+      return `${field}: got ${got}; ${i.message}`;
+    })
+    .join("\n  ");
+}
+
+/** Resolves a source/output path: `s3://…` stays, `file://…` and relative paths become `file:///abs/…`. */
+export function resolveLocation(p: string, baseDir: string): string {
+  if (p.startsWith("s3://")) return p;
+  if (p.startsWith("file://")) return p;
+  if (/^[a-z0-9]+:\/\//i.test(p)) throw new ConfigError(`unsupported location ${JSON.stringify(p)}: use s3://bucket/prefix/, file:///abs/path or a relative path`);
+  return pathToFileURL(path.resolve(baseDir, p)).href;
+}
+
+/** Validates a parsed config object (already read from YAML), applying env overrides. */
+export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: NodeJS.ProcessEnv; file?: string } = {}): TrancheConfig {
+  const env = opts.env ?? process.env;
+  const file = opts.file ?? "config";
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) {
+    throw new ConfigError(`invalid configuration in ${file}:\n  ${formatIssues(parsed.error.issues, raw)}`);
+  }
+  const cfg = parsed.data;
+  if (env.TRANCHE_REDIS_URL) cfg.redis.url = env.TRANCHE_REDIS_URL;
+  if (env.TRANCHE_PREFIX) cfg.prefix = env.TRANCHE_PREFIX;
+  const baseDir = opts.baseDir ?? process.cwd();
+  for (const [name, job] of Object.entries(cfg.jobs)) {
+    // Bounds are checked here, before anything is listed or read.
+    parseBoundOptions(job.source, `${file}: jobs.${name}.source`);
+    job.source.path = resolveLocation(job.source.path, baseDir);
+    job.output.path = resolveLocation(job.output.path, baseDir);
+    if (!["ndjson", "csv", "copy"].includes(job.processor)) {
+      job.processor = path.resolve(baseDir, job.processor);
+    }
+    if (typeof job.processorOptions.transform === "string") {
+      job.processorOptions.transform = path.resolve(baseDir, job.processorOptions.transform);
+    }
+  }
+  return cfg;
+}
+
+/**
+ * Loads the config: `--config`, else `TRANCHE_CONFIG`, else `./tranche.yaml`.
+ * Relative paths inside it are relative to the file's folder.
+ */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): TrancheConfig {
+  const f = path.resolve(file ?? env.TRANCHE_CONFIG ?? "tranche.yaml");
+  if (!existsSync(f)) {
+    throw new ConfigError(`config file not found: ${f}; pass --config FILE, set TRANCHE_CONFIG, or try 'tranche demo'`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(readFileSync(f, "utf8"));
+  } catch (err) {
+    throw new ConfigError(`cannot parse ${f} as YAML: ${(err as Error).message}`);
+  }
+  return validateConfig(raw, { baseDir: path.dirname(f), env, file: f });
+}
+
+export function getJob(cfg: TrancheConfig, name: string) {
+  const job = cfg.jobs[name];
+  if (!job) {
+    const known = Object.keys(cfg.jobs);
+    throw new ConfigError(`unknown job "${name}"; configured jobs: ${known.length ? known.join(", ") : "(none)"}`);
+  }
+  return job;
+}

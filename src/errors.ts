@@ -1,0 +1,55 @@
+/**
+ * Typed errors with stable codes. The CLI prints `error [CODE]: message` and exits with `exitCode`.
+ * Codes are documented in README.md ("Errors and exit codes").
+ */
+export class TrancheError extends Error {
+  readonly code: string;
+  readonly exitCode: number;
+  constructor(code: string, message: string, exitCode = 1, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "TrancheError";
+    this.code = code;
+    this.exitCode = exitCode;
+  }
+}
+
+/** Bad configuration or arguments: nothing was read or written. Exit code 2. */
+export class ConfigError extends TrancheError {
+  constructor(message: string) {
+    super("E_CONFIG", message, 2);
+    this.name = "ConfigError";
+  }
+}
+
+/** Another run of the job holds the run slot. Exit code 3. */
+export class ConcurrentRunsExceededError extends TrancheError {
+  constructor(job: string, limit: number, running: string[]) {
+    super(
+      "E_CONCURRENT_RUNS",
+      `concurrent runs exceeded for job "${job}": ${running.length} running (${running.join(", ")}), maxConcurrentRuns is ${limit}; wait for it to finish or raise maxConcurrentRuns`,
+      3,
+    );
+    this.name = "ConcurrentRunsExceededError";
+  }
+}
+
+/** Redis did not answer. Exit code 4. */
+export class RedisUnavailableError extends TrancheError {
+  constructor(url: string, cause: unknown) {
+    super(
+      "E_REDIS",
+      `cannot reach Redis at ${url}: ${cause instanceof Error ? cause.message : String(cause)}; start redis-server or set TRANCHE_REDIS_URL`,
+      4,
+      { cause },
+    );
+    this.name = "RedisUnavailableError";
+  }
+}
+
+/** A run finished with failed batches. Exit code 5. */
+export class RunFailedError extends TrancheError {
+  constructor(message: string) {
+    super("E_RUN_FAILED", message, 5);
+    this.name = "RunFailedError";
+  }
+}

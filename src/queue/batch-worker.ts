@@ -1,0 +1,162 @@
+import { randomUUID } from "node:crypto";
+import { Worker, type Job } from "bullmq";
+import type { Redis } from "ioredis";
+import { BookmarkStore } from "../bookmark/store.js";
+import { keys } from "../bookmark/keys.js";
+import type { Logger } from "../log.js";
+import { badRecords, batchDuration, batchesTotal, bytesProcessed, fileFailures, filesProcessed, poolUtilization } from "../metrics/registry.js";
+import type { FilePool } from "../pool/file-pool.js";
+import type { FileResult } from "../pool/task.js";
+import { queueName, type BatchJobData } from "./batch-job.js";
+
+export interface BatchWorkerOptions {
+  /** Connection for bookmark commits and run progress. */
+  redis: Redis;
+  /** Factory for BullMQ's blocking connections (one per queue). */
+  connection: () => Redis;
+  prefix: string;
+  /** Jobs whose queues this worker consumes. */
+  jobs: string[];
+  pool: FilePool;
+  /** Batches run at once per queue. Default 1. */
+  concurrency?: number;
+  /** BullMQ lock duration: a worker that stops renewing for this long is presumed dead. Default 30000 ms. */
+  lockDurationMs?: number;
+  /** How often stalled batches (of dead workers) are looked for. Default 15000 ms. */
+  stalledIntervalMs?: number;
+  log: Logger;
+}
+
+const MAX_RUN_ERRORS = 100;
+
+/** Records a batch as finally failed on its run (once). */
+export async function markBatchFailed(redis: Redis, prefix: string, runId: string, batch: string, reason: string): Promise<void> {
+  const k = keys(prefix, "");
+  const set = await redis.hsetnx(k.run(runId), `batch:${batch}`, "failed");
+  if (set === 1) {
+    await redis
+      .multi()
+      .hincrby(k.run(runId), "batchesFailed", 1)
+      .lpush(k.runErrors(runId), `batch ${batch} failed: ${reason}`)
+      .ltrim(k.runErrors(runId), 0, MAX_RUN_ERRORS - 1)
+      .exec();
+  }
+}
+
+/** Runs one batch: each pending file through the pool, then one atomic commit of what was written. */
+export async function processBatch(job: Job<BatchJobData>, o: Pick<BatchWorkerOptions, "redis" | "pool" | "log">): Promise<{ files: number; failed: number }> {
+  const d = job.data;
+  const store = new BookmarkStore(o.redis, d.prefix, d.job);
+  const k = store.k;
+  const started = process.hrtime.bigint();
+  const todo = d.spec.updateState ? await store.pending(d.partition, d.runId, d.files) : d.files;
+  const log = o.log.child({ job: d.job, runId: d.runId, batch: job.id, partition: d.partition, attempt: job.attemptsMade + 1 });
+  log.debug("batch started", { files: d.files.length, pending: todo.length });
+  const ok: { f: BatchJobData["files"][number]; r: FileResult }[] = [];
+  const failed: { key: string; reason: string }[] = [];
+  await Promise.all(
+    todo.map(async (f) => {
+      try {
+        const r = await o.pool.run({
+          sourceUri: d.spec.sourceUri,
+          outputUri: d.spec.outputUri,
+          processor: d.spec.processor,
+          processorOptions: d.spec.processorOptions,
+          s3: d.spec.s3,
+          key: f.key,
+          partition: d.partitionValues,
+        });
+        ok.push({ f, r });
+        filesProcessed.inc({ job: d.job });
+        bytesProcessed.inc({ job: d.job }, f.size);
+        if (r.badRecords) {
+          badRecords.inc({ job: d.job }, r.badRecords);
+          log.warn("bad records skipped", { key: f.key, badRecords: r.badRecords, first: r.errors[0] });
+        }
+        const m = o.redis.multi().hincrby(k.run(d.runId), "progressFiles", 1).hincrby(k.run(d.runId), "progressBytes", f.size);
+        if (r.badRecords) {
+          m.hincrby(k.run(d.runId), "badRecords", r.badRecords);
+          for (const e of r.errors) m.lpush(k.runErrors(d.runId), e);
+          m.ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1);
+        }
+        await m.exec();
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err);
+        const code = (err as { code?: string }).code;
+        failed.push({ key: f.key, reason });
+        fileFailures.inc({ job: d.job, reason: code === "E_OUT_OF_MEMORY" ? "oom" : code === "ENOENT" ? "missing" : "error" });
+        log.error("file failed", { key: f.key, reason });
+      } finally {
+        poolUtilization.set(o.pool.utilization);
+      }
+    }),
+  );
+  // Commit what was written, in one atomic step; files that failed stay leased and are retried.
+  const files = ok.map(({ f }) => ({ key: f.key, lastModified: f.lastModified, size: f.size }));
+  const res = await store.commitBatch({
+    partition: d.partition,
+    runId: d.runId,
+    commitId: `${job.id}#${randomUUID()}`,
+    finalBatchId: failed.length === 0 ? job.id! : undefined,
+    bandMs: d.spec.bandMs,
+    updateState: d.spec.updateState,
+    files,
+  });
+  batchDuration.observe({ job: d.job }, Number(process.hrtime.bigint() - started) / 1e9);
+  if (failed.length) {
+    await o.redis
+      .multi()
+      .hincrby(k.run(d.runId), "fileFailures", failed.length)
+      .lpush(k.runErrors(d.runId), ...failed.map((x) => x.reason))
+      .ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1)
+      .exec();
+    batchesTotal.inc({ job: d.job, outcome: "retry" });
+    throw new Error(`${failed.length} of ${todo.length} files failed (${res.committed} committed); first: ${failed[0]!.reason}`);
+  }
+  batchesTotal.inc({ job: d.job, outcome: "ok" });
+  log.debug("batch committed", { files: todo.length, committed: res.committed, already: res.already, skipped: d.files.length - todo.length });
+  return { files: todo.length, failed: 0 };
+}
+
+/**
+ * Consumes the batch queues of the given jobs. `close()` stops taking new batches and waits for
+ * the current ones to finish (SIGTERM path); a killed worker's batch goes back to the queue when
+ * its lock expires and another worker takes it.
+ */
+export class BatchWorker {
+  private readonly workers: Worker<BatchJobData>[] = [];
+  constructor(private readonly o: BatchWorkerOptions) {}
+
+  start(): void {
+    for (const job of this.o.jobs) {
+      const w = new Worker<BatchJobData>(queueName(job), (j) => processBatch(j, this.o), {
+        connection: this.o.connection(),
+        prefix: this.o.prefix,
+        concurrency: this.o.concurrency ?? 1,
+        lockDuration: this.o.lockDurationMs ?? 30_000,
+        stalledInterval: this.o.stalledIntervalMs ?? 15_000,
+        maxStalledCount: 5,
+        autorun: true,
+      });
+      w.on("failed", (j, err) => {
+        if (!j) return;
+        const final = j.attemptsMade >= (j.opts.attempts ?? 1) || /stalled/i.test(err.message);
+        this.o.log.warn(final ? "batch failed" : "batch will be retried", { job: j.data.job, batch: j.id, attempt: j.attemptsMade, reason: err.message });
+        if (final) {
+          batchesTotal.inc({ job: j.data.job, outcome: "failed" });
+          void markBatchFailed(this.o.redis, j.data.prefix, j.data.runId, j.id!, err.message).catch(() => undefined);
+        }
+      });
+      w.on("error", (err) => this.o.log.error("worker error", { queue: queueName(job), reason: err.message }));
+      this.workers.push(w);
+    }
+  }
+
+  get running(): boolean {
+    return this.workers.some((w) => w.isRunning());
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}

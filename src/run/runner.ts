@@ -1,0 +1,229 @@
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { describeBound, resolveBound, type BoundOptions } from "../config/bounds.js";
+import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js";
+import { ConcurrentRunsExceededError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { backlogBytes, backlogFiles, backlogOldestAge, runsTotal } from "../metrics/registry.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { splitIntoBatches } from "../planner/batches.js";
+import { planRun } from "../planner/plan.js";
+import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
+import { markBatchFailed } from "../queue/batch-worker.js";
+import { openSource } from "../source/open.js";
+import { newRunId } from "./run-id.js";
+
+export type RunStatus = "succeeded" | "failed" | "empty";
+
+/** One run's outcome, as printed by `tranche run --json` and kept in the job's history. */
+export interface RunSummary {
+  runId: string;
+  job: string;
+  status: RunStatus;
+  attempt: number;
+  previousRunId: string | null;
+  mode: BookmarkMode;
+  bound: string;
+  files: number;
+  bytes: number;
+  batches: number;
+  batchesFailed: number;
+  fileFailures: number;
+  badRecords: number;
+  remainingFiles: number;
+  remainingBytes: number;
+  listed: number;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  errors: string[];
+}
+
+export interface RunProgress {
+  phase: "listing" | "processing";
+  listed: number;
+  files: number;
+  bytes: number;
+  filesDone: number;
+  bytesDone: number;
+}
+
+export interface RunOptions {
+  cfg: TrancheConfig;
+  job: string;
+  redis: Redis;
+  /** BullMQ connection for the queue (a separate connection). */
+  queueConnection: Redis;
+  log: Logger;
+  override?: BoundOptions;
+  mode?: BookmarkMode;
+  onProgress?(p: RunProgress): void;
+  /** Poll interval while waiting for batches. Default 200 ms. */
+  pollMs?: number;
+}
+
+const SLOT_TTL_MS = 30_000;
+const RUN_KEY_TTL_S = 7 * 24 * 3600;
+
+/**
+ * One bounded run: takes a run slot, plans (streamed listing × bookmark), leases the selected
+ * files, enqueues one or more batches per partition with deterministic ids, waits until every
+ * batch has committed or finally failed, and records the run in the job's history. Batches are run
+ * by whatever workers consume the job's queue (the CLI's `run` starts one in-process).
+ */
+export async function runOnce(o: RunOptions): Promise<RunSummary> {
+  const job: JobConfig = o.cfg.jobs[o.job]!;
+  const mode = o.mode ?? job.bookmark.mode;
+  const { bound } = resolveBound({ override: o.override, job: job.source });
+  const store = new BookmarkStore(o.redis, o.cfg.prefix, o.job);
+  const runId = newRunId();
+  const log = o.log.child({ job: o.job, runId });
+  if (mode === "disable") log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
+
+  const slot = await store.acquireRun(runId, SLOT_TTL_MS, job.maxConcurrentRuns);
+  if (!slot.ok) throw new ConcurrentRunsExceededError(o.job, job.maxConcurrentRuns, slot.running);
+  const heartbeat = setInterval(() => void store.heartbeatRun(runId, SLOT_TTL_MS).catch(() => undefined), SLOT_TTL_MS / 3);
+  const started = Date.now();
+  const runKey = store.k.run(runId);
+  const previous = await o.redis.lindex(store.k.history, 0);
+  const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
+  const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.queueConnection, prefix: o.cfg.prefix });
+  try {
+    await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_KEY_TTL_S).exec();
+    const bandMs = job.bookmark.maxBand * 1000;
+    const plan = await planRun({
+      source: openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
+      partitionKeys: job.source.partitionKeys,
+      exclusions: job.source.exclusions,
+      bound,
+      runId,
+      view: (p) => (mode === "disable" ? Promise.resolve({ wm: null, bandMs, done: new Map(), liveLeases: new Map() }) : store.loadView(p, bandMs)),
+      onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
+    });
+    backlogFiles.set({ job: o.job }, plan.remainingFiles);
+    backlogBytes.set({ job: o.job }, plan.remainingBytes);
+    backlogOldestAge.set({ job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
+    log.info("planned", { bound: describeBound(bound), mode, listed: plan.listed, excluded: plan.excluded, files: plan.files, bytes: plan.bytes, remainingFiles: plan.remainingFiles });
+
+    // Lease the selection; a file another live run holds is left to it.
+    let selected = plan.selected;
+    if (mode === "enable" && selected.length) {
+      const leased = new Set<string>();
+      const byPart = new Map<string, typeof selected>();
+      for (const f of selected) {
+        const list = byPart.get(f.partition);
+        if (list) list.push(f);
+        else byPart.set(f.partition, [f]);
+      }
+      for (const [p, files] of byPart) for (const k of await store.lease(p, runId, files)) leased.add(`${p}\u0000${k}`);
+      selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
+    }
+    const batches = splitIntoBatches(selected, job.batchFiles);
+    const files = selected.length;
+    const bytes = selected.reduce((s, f) => s + f.size, 0);
+    await o.redis.hset(runKey, { status: "running", batches: batches.length, filesPlanned: files, bytesPlanned: bytes });
+
+    const ids = batches.map((b) => batchId(o.job, runId, b.partition, b.index));
+    if (batches.length) {
+      await queue.addBulk(
+        batches.map((b, i) => ({
+          name: "batch",
+          data: {
+            job: o.job,
+            runId,
+            prefix: o.cfg.prefix,
+            partition: b.partition,
+            partitionValues: plan.partitionValues.get(b.partition) ?? {},
+            index: b.index,
+            files: b.files.map((f) => ({ key: f.key, size: f.size, lastModified: f.lastModified, etag: f.etag })),
+            spec: {
+              sourceUri: job.source.path,
+              outputUri: job.output.path,
+              processor: job.processor,
+              processorOptions: job.processorOptions,
+              s3: o.cfg.s3,
+              bandMs,
+              updateState: mode === "enable",
+            },
+          },
+          opts: {
+            jobId: ids[i],
+            attempts: job.attempts,
+            backoff: { type: "exponential", delay: job.backoffMs },
+            removeOnComplete: { age: 3600, count: 1000 },
+            removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+          },
+        })),
+      );
+    }
+
+    // Wait for every batch to commit or fail for good.
+    const pollMs = o.pollMs ?? 200;
+    let lastStateCheck = Date.now();
+    let h: Record<string, string> = {};
+    for (;;) {
+      h = await o.redis.hgetall(runKey);
+      const finished = Number(h.batchesOk ?? 0) + Number(h.batchesFailed ?? 0);
+      o.onProgress?.({ phase: "processing", listed: plan.listed, files, bytes, filesDone: Number(h.progressFiles ?? 0), bytesDone: Number(h.progressBytes ?? 0) });
+      if (finished >= batches.length) break;
+      if (Date.now() - lastStateCheck > 2000) {
+        lastStateCheck = Date.now();
+        // Ground truth from BullMQ, in case the worker that failed a batch died before recording it.
+        for (const id of ids) {
+          if (h[`batch:${id}`]) continue;
+          const state = await queue.getJobState(id);
+          if (state === "failed") {
+            const j = await queue.getJob(id);
+            await markBatchFailed(o.redis, o.cfg.prefix, runId, id, j?.failedReason ?? "failed");
+          } else if (state === "unknown") {
+            await markBatchFailed(o.redis, o.cfg.prefix, runId, id, "batch vanished from the queue");
+          }
+        }
+      }
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+    const batchesFailed = Number(h.batchesFailed ?? 0);
+    const status: RunStatus = batches.length === 0 ? "empty" : batchesFailed > 0 ? "failed" : "succeeded";
+    const errors = await o.redis.lrange(store.k.runErrors(runId), 0, 9);
+    const ended = Date.now();
+    const summary: RunSummary = {
+      runId,
+      job: o.job,
+      status,
+      attempt: 0,
+      previousRunId,
+      mode,
+      bound: describeBound(bound),
+      files: Number(h.filesCommitted ?? 0),
+      bytes: Number(h.bytesCommitted ?? 0),
+      batches: batches.length,
+      batchesFailed,
+      fileFailures: Number(h.fileFailures ?? 0),
+      badRecords: Number(h.badRecords ?? 0),
+      remainingFiles: plan.remainingFiles + (files - Number(h.filesCommitted ?? 0)),
+      remainingBytes: plan.remainingBytes + (bytes - Number(h.bytesCommitted ?? 0)),
+      listed: plan.listed,
+      startedAt: new Date(started).toISOString(),
+      endedAt: new Date(ended).toISOString(),
+      durationMs: ended - started,
+      errors,
+    };
+    await o.redis
+      .multi()
+      .hset(runKey, { status, endedAt: ended })
+      .lpush(store.k.history, JSON.stringify(summary))
+      .ltrim(store.k.history, 0, job.bookmark.historySize - 1)
+      .exec();
+    runsTotal.inc({ job: o.job, status });
+    log.info("run finished", { status, files: summary.files, bytes: summary.bytes, remainingFiles: summary.remainingFiles, durationMs: summary.durationMs });
+    return summary;
+  } catch (err) {
+    await o.redis.hset(runKey, { status: "failed", endedAt: Date.now(), error: String(err) }).catch(() => undefined);
+    runsTotal.inc({ job: o.job, status: "failed" });
+    throw err;
+  } finally {
+    clearInterval(heartbeat);
+    await store.releaseRun(runId).catch(() => undefined);
+    await queue.close();
+  }
+}

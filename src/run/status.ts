@@ -1,0 +1,25 @@
+import type { TrancheConfig } from "../config/schema.js";
+import type { BookmarkStore } from "../bookmark/store.js";
+import { planRun } from "../planner/plan.js";
+import { openSource } from "../source/open.js";
+
+/** The backlog of a job: unprocessed files and bytes, and the age of the oldest one (one listing). */
+export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkStore) {
+  const j = cfg.jobs[job]!;
+  const bandMs = j.bookmark.maxBand * 1000;
+  const plan = await planRun({
+    source: openSource(j.source.path, cfg.s3, { recurse: j.source.recurse }),
+    partitionKeys: j.source.partitionKeys,
+    exclusions: j.source.exclusions,
+    bound: { kind: "files", limit: 1 },
+    runId: "status",
+    view: (p) => store.loadView(p, bandMs),
+  });
+  return {
+    files: plan.files + plan.remainingFiles,
+    bytes: plan.bytes + plan.remainingBytes,
+    oldestUnprocessed: plan.oldestUnprocessed,
+    listed: plan.listed,
+    excluded: plan.excluded,
+  };
+}

@@ -1,0 +1,50 @@
+import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import type { S3Settings } from "./types.js";
+
+/**
+ * Builds an S3 client from config settings, falling back to the standard AWS
+ * environment variables (and the SDK default credential chain) for anything unset.
+ */
+export function makeS3Client(settings: S3Settings = {}): S3Client {
+  const env = process.env;
+  const region = settings.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1";
+  const endpoint = settings.endpoint || env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined;
+
+  const config: S3ClientConfig = {
+    region,
+    forcePathStyle: settings.forcePathStyle ?? false,
+    maxAttempts: 3,
+  };
+  if (endpoint) config.endpoint = endpoint;
+  if (settings.accessKeyId && settings.secretAccessKey) {
+    config.credentials = {
+      accessKeyId: settings.accessKeyId,
+      secretAccessKey: settings.secretAccessKey,
+      ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
+    };
+  }
+  return new S3Client(config);
+}
+
+/**
+ * Parses `s3://bucket/some/prefix/` into bucket and prefix. The prefix is
+ * normalised to end with `/` unless it is empty (whole bucket).
+ */
+export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(uri);
+  if (!m) {
+    throw new Error(`Invalid S3 URI "${uri}": expected s3://bucket/prefix/`);
+  }
+  const bucket = m[1]!;
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(bucket)) {
+    throw new Error(`Invalid S3 URI "${uri}": bad bucket name "${bucket}"`);
+  }
+  let prefix = (m[2] ?? "").replace(/^\/+/, "");
+  if (prefix !== "" && !prefix.endsWith("/")) prefix += "/";
+  return { bucket, prefix };
+}
+
+/** Joins a bucket, prefix and relative key back into an `s3://` URI. */
+export function formatS3Uri(bucket: string, prefix: string, key: string): string {
+  return `s3://${bucket}/${prefix}${key}`;
+}
