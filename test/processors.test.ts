@@ -149,11 +149,7 @@ describe("writeChunk", () => {
 
 describe("ndjson", () => {
   it("re-serializes good lines, skips blank ones, reports malformed ones with line numbers", async () => {
-    const { result, text, errors } = await run(ndjson, [
-      '{"a":1}\n\n  \n{"b": [1, 2]}\r\n{oops\n',
-      '"str"\n{"c":',
-      "true}\nnot json",
-    ]);
+    const { result, text, errors } = await run(ndjson, ['{"a":1}\n\n  \n{"b": [1, 2]}\r\n{oops\n', '"str"\n{"c":', "true}\nnot json"]);
     expect(text).toBe('{"a":1}\n{"b":[1,2]}\n"str"\n{"c":true}\n');
     expect(result.records).toBe(4);
     expect(errors.map((e) => e.line)).toEqual([5, 8]);
@@ -204,9 +200,7 @@ describe("ndjson", () => {
     const missing = path.join(tmp, "does-not-exist.mjs");
     await expect(run(ndjson, ["{}\n"], { options: { transform: missing } })).rejects.toThrow(missing);
     const noFn = await transformModule("t3.mjs", "export const answer = 42;");
-    await expect(run(ndjson, ["{}\n"], { options: { transform: noFn } })).rejects.toThrow(
-      /t3\.mjs.*no function export.*expected/,
-    );
+    await expect(run(ndjson, ["{}\n"], { options: { transform: noFn } })).rejects.toThrow(/t3\.mjs.*no function export.*expected/);
     const broken = await transformModule("t4.mjs", "export default function ( {");
     await expect(run(ndjson, ["{}\n"], { options: { transform: broken } })).rejects.toThrow(/t4\.mjs/);
     await expect(run(ndjson, ["{}\n"], { options: { transform: 42 } })).rejects.toThrow(/transform/);
@@ -400,11 +394,7 @@ describe("backpressure", () => {
 
   it("example uppercase-names processor respects the contract", async () => {
     const out = sink({ highWaterMark: 16, slow: true });
-    const { result, text, errors } = await run(
-      uppercaseNames,
-      ['{"name":"ada","x":1}\n{"x":2}\n', 'oops\n{"name":"grace"}'],
-      { out },
-    );
+    const { result, text, errors } = await run(uppercaseNames, ['{"name":"ada","x":1}\n{"x":2}\n', 'oops\n{"name":"grace"}'], { out });
     expect(jsonLines(text)).toEqual([{ name: "ADA", x: 1 }, { name: "GRACE" }]);
     expect(result.records).toBe(2);
     expect(errors.map((e) => e.line)).toEqual([2, 3]);

@@ -2,13 +2,7 @@ import { createHash } from "node:crypto";
 import { pipeline } from "node:stream/promises";
 import { Readable } from "node:stream";
 import { describe, it, expect, beforeAll, afterAll, vi } from "vitest";
-import {
-  GetObjectCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { makeS3Client, parseS3Uri } from "../src/source/s3-client.js";
 import { S3Source } from "../src/source/s3-source.js";
 import { S3Sink } from "../src/sink/s3-sink.js";

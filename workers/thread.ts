@@ -32,13 +32,20 @@ async function loadProcessor(spec: string): Promise<Processor> {
   try {
     mod = (await import(url)) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`cannot load processor ${spec}: ${(err as Error).message}; give a built-in name (ndjson, csv, copy) or a path to a JavaScript module`);
+    throw new Error(
+      `cannot load processor ${spec}: ${(err as Error).message}; give a built-in name (ndjson, csv, copy) or a path to a JavaScript module`,
+      { cause: err },
+    );
   }
   const d = mod.default as Partial<Processor> | ((...a: unknown[]) => unknown) | undefined;
   if (d && typeof d === "object" && typeof d.process === "function") return d as Processor;
   if (typeof d === "function") return { process: d as Processor["process"] };
   if (typeof mod.process === "function") {
-    return { process: mod.process as Processor["process"], outputName: mod.outputName as Processor["outputName"], contentType: mod.contentType as string | undefined };
+    return {
+      process: mod.process as Processor["process"],
+      outputName: mod.outputName as Processor["outputName"],
+      contentType: mod.contentType as string | undefined,
+    };
   }
   throw new Error(`processor ${spec} exports no process function; export default { process(ctx) { … } } (see examples/processors)`);
 }
@@ -123,6 +130,6 @@ export default async function processFile(task: FileTask): Promise<FileResult> {
     await writer.abort(err as Error).catch(() => undefined);
     input.destroy();
     const msg = err instanceof Error ? err.message : String(err);
-    throw new Error(`${task.key}: ${msg}`);
+    throw Object.assign(new Error(`${task.key}: ${msg}`, { cause: err }), { code: (err as { code?: string }).code });
   }
 }

@@ -93,7 +93,13 @@ export class BookmarkStore {
     for (let i = 0; i < files.length; i += 500) {
       const args: (string | number)[] = [runId, Date.now()];
       for (const f of files.slice(i, i + 500)) args.push(f.key, f.lastModified);
-      const taken = await this.r.trancheLeaseFiles(this.k.lease(partition), this.k.leaseRun(partition), this.k.active, this.k.done(partition), ...args);
+      const taken = await this.r.trancheLeaseFiles(
+        this.k.lease(partition),
+        this.k.leaseRun(partition),
+        this.k.active,
+        this.k.done(partition),
+        ...args,
+      );
       for (const t of taken) got.add(t);
     }
     return got;
@@ -134,7 +140,15 @@ export class BookmarkStore {
     updateState: boolean;
     files: readonly CommitFile[];
   }): Promise<{ committed: number; already: number; wm: number | null }> {
-    const argv: (string | number)[] = [args.runId, args.bandMs, Date.now(), args.partition, args.commitId, args.updateState ? "1" : "0", args.finalBatchId ?? ""];
+    const argv: (string | number)[] = [
+      args.runId,
+      args.bandMs,
+      Date.now(),
+      args.partition,
+      args.commitId,
+      args.updateState ? "1" : "0",
+      args.finalBatchId ?? "",
+    ];
     for (const f of args.files) argv.push(f.key, f.lastModified, f.size);
     const [n, already, wm] = await this.r.trancheCommitBatch(
       this.k.meta(args.partition),

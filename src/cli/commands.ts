@@ -67,7 +67,10 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   if (opts.boundedFiles !== undefined && opts.boundedSize !== undefined) {
     throw new ConfigError("--bounded-files and --bounded-size are both given; only one bound is supported");
   }
-  const override = opts.boundedFiles !== undefined || opts.boundedSize !== undefined ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize } : undefined;
+  const override =
+    opts.boundedFiles !== undefined || opts.boundedSize !== undefined
+      ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize }
+      : undefined;
   const conn = await connections(cfg);
   const pool = new FilePool({ threads: opts.threads ?? job.worker.threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb });
   const worker = new BatchWorker({
@@ -88,13 +91,25 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       const progress = new ProgressReporter(`[${jobName}] run ${i + 1}`);
       let s: RunSummary;
       try {
-        s = await runOnce({ cfg, job: jobName, redis: conn.redis, queueConnection: conn.bull, log, override, mode: opts.bookmark, onProgress: (p) => progress.update(p) });
+        s = await runOnce({
+          cfg,
+          job: jobName,
+          redis: conn.redis,
+          queueConnection: conn.bull,
+          log,
+          override,
+          mode: opts.bookmark,
+          onProgress: (p) => progress.update(p),
+        });
       } finally {
         progress.done();
       }
       summaries.push(s);
       printRun(s, opts.json);
-      if (s.status === "failed") throw new RunFailedError(`run ${s.runId} of job "${jobName}" failed: ${s.batchesFailed} of ${s.batches} batches failed; first error: ${s.errors[0] ?? "unknown"}`);
+      if (s.status === "failed")
+        throw new RunFailedError(
+          `run ${s.runId} of job "${jobName}" failed: ${s.batchesFailed} of ${s.batches} batches failed; first error: ${s.errors[0] ?? "unknown"}`,
+        );
       if (s.status === "empty" || s.remainingFiles === 0) break;
       if ((opts.bookmark ?? job.bookmark.mode) !== "enable") break; // without state updates a drain would never end
     }
@@ -192,7 +207,12 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
           (s.runningRuns.length ? `  running: ${s.runningRuns.join(", ")}\n` : "") +
           `  last runs:\n` +
           (s.lastRuns.length
-            ? s.lastRuns.map((r) => `    ${r.runId} ${r.status.padEnd(9)} ${r.files} files ${formatBytes(r.bytes)} ${(r.durationMs / 1000).toFixed(1)}s\n`).join("")
+            ? s.lastRuns
+                .map(
+                  (r) =>
+                    `    ${r.runId} ${r.status.padEnd(9)} ${r.files} files ${formatBytes(r.bytes)} ${(r.durationMs / 1000).toFixed(1)}s\n`,
+                )
+                .join("")
             : "    (none)\n"),
       );
     }

@@ -15,7 +15,8 @@ function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
       let value: unknown = raw;
       for (const p of i.path) value = value && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[p] : undefined;
       const got = value === undefined ? "missing" : JSON.stringify(value);
-      if (i.code === "unrecognized_keys") return `${field}: unknown option(s) ${i.keys.join(", ")}; check the spelling (see README "Configuration")`;
+      if (i.code === "unrecognized_keys")
+        return `${field}: unknown option(s) ${i.keys.join(", ")}; check the spelling (see README "Configuration")`;
       return `${field}: got ${got}; ${i.message}`;
     })
     .join("\n  ");
@@ -25,7 +26,8 @@ function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
 export function resolveLocation(p: string, baseDir: string): string {
   if (p.startsWith("s3://")) return p;
   if (p.startsWith("file://")) return p;
-  if (/^[a-z0-9]+:\/\//i.test(p)) throw new ConfigError(`unsupported location ${JSON.stringify(p)}: use s3://bucket/prefix/, file:///abs/path or a relative path`);
+  if (/^[a-z0-9]+:\/\//i.test(p))
+    throw new ConfigError(`unsupported location ${JSON.stringify(p)}: use s3://bucket/prefix/, file:///abs/path or a relative path`);
   return pathToFileURL(path.resolve(baseDir, p)).href;
 }
 

@@ -67,7 +67,10 @@ export const jobSchema = z
 
 export const configSchema = z
   .object({
-    redis: z.object({ url: z.string().min(1).default("redis://127.0.0.1:6379") }).strict().default({ url: "redis://127.0.0.1:6379" }),
+    redis: z
+      .object({ url: z.string().min(1).default("redis://127.0.0.1:6379") })
+      .strict()
+      .default({ url: "redis://127.0.0.1:6379" }),
     /** Key prefix for BullMQ and bookmarks. Use `{name}` (a hash tag) on Redis Cluster. Default `tranche`. */
     prefix: z
       .string()
@@ -85,7 +88,10 @@ export const configSchema = z
       .strict()
       .default({}),
     /** Port of the `/metrics` and `/healthz` HTTP server of `tranche worker` (0 = off). Default 9464. */
-    metrics: z.object({ port: z.number().int().min(0).max(65535).default(9464) }).strict().default({ port: 9464 }),
+    metrics: z
+      .object({ port: z.number().int().min(0).max(65535).default(9464) })
+      .strict()
+      .default({ port: 9464 }),
     jobs: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "job names use letters, digits, _ . - only"), jobSchema),
   })
   .strict();

@@ -29,7 +29,11 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   const gen = await generateBacklog({ dir: path.join(dir, "raw"), files, partitions, recordsPerFile: o.records ?? 200 });
   out.write(`  ${gen.files} files, ${formatBytes(gen.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
   const redis = await demoRedis();
-  out.write(redis.started ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url} (stopped at the end)\n` : `  using Redis at ${redis.url}\n`);
+  out.write(
+    redis.started
+      ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url} (stopped at the end)\n`
+      : `  using Redis at ${redis.url}\n`,
+  );
   const prefix = path.basename(dir).replace(/[^A-Za-z0-9_-]/g, "");
   const boundedFiles = o.boundedFiles ?? 500;
   const cfg = validateConfig(
@@ -38,7 +42,12 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
       prefix,
       jobs: {
         events: {
-          source: { path: pathToFileURL(path.join(dir, "raw")).href, partitionKeys: ["dt"], exclusions: ["**.tmp"], boundedFiles: String(boundedFiles) },
+          source: {
+            path: pathToFileURL(path.join(dir, "raw")).href,
+            partitionKeys: ["dt"],
+            exclusions: ["**.tmp"],
+            boundedFiles: String(boundedFiles),
+          },
           processor: "ndjson",
           output: { path: pathToFileURL(path.join(dir, "out")).href },
           worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
@@ -53,7 +62,11 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   try {
     const runs = await runCommand("events", { drain: true, json: o.json }, cfg);
     const secs = (Date.now() - t1) / 1000;
-    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), { files: 0, bytes: 0, bad: 0 });
+    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), {
+      files: 0,
+      bytes: 0,
+      bad: 0,
+    });
     out.write(
       `\ndone: ${runs.length} runs, ${total.files} files, ${formatBytes(total.bytes)} in ${secs.toFixed(1)}s ` +
         `(${(total.files / secs).toFixed(0)} files/s, ${(total.bytes / 1e6 / secs).toFixed(1)} MB/s); ${total.bad} bad record(s) skipped and reported\n` +

@@ -30,7 +30,13 @@ export async function generateBacklog(o: GenerateOptions): Promise<{ files: numb
     const lines: string[] = [];
     for (let r = 0; r < o.recordsPerFile; r++) {
       lines.push(
-        JSON.stringify({ id: `${i}-${r}`, ts: new Date(start + i * step + r).toISOString(), user: `u${(i * 31 + r) % 997}`, event: r % 3 ? "view" : "click", value: (i * r) % 101 }),
+        JSON.stringify({
+          id: `${i}-${r}`,
+          ts: new Date(start + i * step + r).toISOString(),
+          user: `u${(i * 31 + r) % 997}`,
+          event: r % 3 ? "view" : "click",
+          value: (i * r) % 101,
+        }),
       );
     }
     if (i === Math.floor(o.files / 2)) lines.splice(1, 0, '{"id": "broken", "ts": ');

@@ -35,7 +35,11 @@ export async function demoRedis(env = process.env): Promise<{ url: string; start
   const url = env.TRANCHE_REDIS_URL ?? "redis://127.0.0.1:6379";
   if (await answers(url)) return { url, started: false, stop: async () => undefined };
   if (env.TRANCHE_REDIS_URL) {
-    throw new TrancheError("E_REDIS", `TRANCHE_REDIS_URL=${url} does not answer; start that Redis or unset TRANCHE_REDIS_URL to let the demo start its own`, 4);
+    throw new TrancheError(
+      "E_REDIS",
+      `TRANCHE_REDIS_URL=${url} does not answer; start that Redis or unset TRANCHE_REDIS_URL to let the demo start its own`,
+      4,
+    );
   }
   if (spawnSync("redis-server", ["--version"]).error) {
     throw new TrancheError(
@@ -45,7 +49,9 @@ export async function demoRedis(env = process.env): Promise<{ url: string; start
     );
   }
   const port = await freePort();
-  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], { stdio: "ignore" });
+  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
   const privateUrl = `redis://127.0.0.1:${port}`;
   for (let i = 0; i < 50 && !(await answers(privateUrl)); i++) await new Promise((r) => setTimeout(r, 100));
   if (!(await answers(privateUrl))) {

@@ -3,7 +3,11 @@ import type { AddressInfo } from "node:net";
 import { registry } from "./registry.js";
 
 /** Serves `/metrics` (Prometheus text) and `/healthz` (200 while `healthy()` is true). */
-export async function startMetricsServer(port: number, healthy: () => boolean = () => true, host = "0.0.0.0"): Promise<{ port: number; close(): Promise<void> }> {
+export async function startMetricsServer(
+  port: number,
+  healthy: () => boolean = () => true,
+  host = "0.0.0.0",
+): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     if (req.url === "/metrics") {
       registry

@@ -23,6 +23,7 @@ export function compareCandidates(a: Candidate, b: Candidate): number {
 export class BoundedSelector<T extends Candidate = Candidate> {
   private readonly heap = new MaxHeap<T>(compareCandidates);
   private selectedBytes = 0;
+  private cut: T | undefined;
   /** Every candidate offered, selected or not. */
   offeredFiles = 0;
   offeredBytes = 0;
@@ -44,13 +45,15 @@ export class BoundedSelector<T extends Candidate = Candidate> {
       }
       return;
     }
-    // Bytes: skip work when c is newer than everything kept and the selection is already full.
-    const top = this.heap.peek();
-    if (top && compareCandidates(c, top) > 0 && this.selectedBytes + c.size > this.bound.limit) return;
+    // Bytes: the selection is the longest prefix (in selection order) within the bound. `cut` is
+    // the first candidate that did not fit; nothing after it can be selected, whatever its size.
+    if (this.cut && compareCandidates(c, this.cut) > 0) return;
     this.heap.push(c);
     this.selectedBytes += c.size;
     while (this.selectedBytes > this.bound.limit && this.heap.size > 1) {
-      this.selectedBytes -= this.heap.pop()!.size;
+      const dropped = this.heap.pop()!;
+      this.selectedBytes -= dropped.size;
+      this.cut = dropped;
     }
   }
 

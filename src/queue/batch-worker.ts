@@ -4,7 +4,15 @@ import type { Redis } from "ioredis";
 import { BookmarkStore } from "../bookmark/store.js";
 import { keys } from "../bookmark/keys.js";
 import type { Logger } from "../log.js";
-import { badRecords, batchDuration, batchesTotal, bytesProcessed, fileFailures, filesProcessed, poolUtilization } from "../metrics/registry.js";
+import {
+  badRecords,
+  batchDuration,
+  batchesTotal,
+  bytesProcessed,
+  fileFailures,
+  filesProcessed,
+  poolUtilization,
+} from "../metrics/registry.js";
 import type { FilePool } from "../pool/file-pool.js";
 import type { FileResult } from "../pool/task.js";
 import { queueName, type BatchJobData } from "./batch-job.js";
@@ -44,7 +52,10 @@ export async function markBatchFailed(redis: Redis, prefix: string, runId: strin
 }
 
 /** Runs one batch: each pending file through the pool, then one atomic commit of what was written. */
-export async function processBatch(job: Job<BatchJobData>, o: Pick<BatchWorkerOptions, "redis" | "pool" | "log">): Promise<{ files: number; failed: number }> {
+export async function processBatch(
+  job: Job<BatchJobData>,
+  o: Pick<BatchWorkerOptions, "redis" | "pool" | "log">,
+): Promise<{ files: number; failed: number }> {
   const d = job.data;
   const store = new BookmarkStore(o.redis, d.prefix, d.job);
   const k = store.k;
@@ -114,7 +125,12 @@ export async function processBatch(job: Job<BatchJobData>, o: Pick<BatchWorkerOp
     throw new Error(`${failed.length} of ${todo.length} files failed (${res.committed} committed); first: ${failed[0]!.reason}`);
   }
   batchesTotal.inc({ job: d.job, outcome: "ok" });
-  log.debug("batch committed", { files: todo.length, committed: res.committed, already: res.already, skipped: d.files.length - todo.length });
+  log.debug("batch committed", {
+    files: todo.length,
+    committed: res.committed,
+    already: res.already,
+    skipped: d.files.length - todo.length,
+  });
   return { files: todo.length, failed: 0 };
 }
 
@@ -141,7 +157,12 @@ export class BatchWorker {
       w.on("failed", (j, err) => {
         if (!j) return;
         const final = j.attemptsMade >= (j.opts.attempts ?? 1) || /stalled/i.test(err.message);
-        this.o.log.warn(final ? "batch failed" : "batch will be retried", { job: j.data.job, batch: j.id, attempt: j.attemptsMade, reason: err.message });
+        this.o.log.warn(final ? "batch failed" : "batch will be retried", {
+          job: j.data.job,
+          batch: j.id,
+          attempt: j.attemptsMade,
+          reason: err.message,
+        });
         if (final) {
           batchesTotal.inc({ job: j.data.job, outcome: "failed" });
           void markBatchFailed(this.o.redis, j.data.prefix, j.data.runId, j.id!, err.message).catch(() => undefined);

@@ -97,13 +97,22 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       exclusions: job.source.exclusions,
       bound,
       runId,
-      view: (p) => (mode === "disable" ? Promise.resolve({ wm: null, bandMs, done: new Map(), liveLeases: new Map() }) : store.loadView(p, bandMs)),
+      view: (p) =>
+        mode === "disable" ? Promise.resolve({ wm: null, bandMs, done: new Map(), liveLeases: new Map() }) : store.loadView(p, bandMs),
       onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
     });
     backlogFiles.set({ job: o.job }, plan.remainingFiles);
     backlogBytes.set({ job: o.job }, plan.remainingBytes);
     backlogOldestAge.set({ job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
-    log.info("planned", { bound: describeBound(bound), mode, listed: plan.listed, excluded: plan.excluded, files: plan.files, bytes: plan.bytes, remainingFiles: plan.remainingFiles });
+    log.info("planned", {
+      bound: describeBound(bound),
+      mode,
+      listed: plan.listed,
+      excluded: plan.excluded,
+      files: plan.files,
+      bytes: plan.bytes,
+      remainingFiles: plan.remainingFiles,
+    });
 
     // Lease the selection; a file another live run holds is left to it.
     let selected = plan.selected;
@@ -164,7 +173,14 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     for (;;) {
       h = await o.redis.hgetall(runKey);
       const finished = Number(h.batchesOk ?? 0) + Number(h.batchesFailed ?? 0);
-      o.onProgress?.({ phase: "processing", listed: plan.listed, files, bytes, filesDone: Number(h.progressFiles ?? 0), bytesDone: Number(h.progressBytes ?? 0) });
+      o.onProgress?.({
+        phase: "processing",
+        listed: plan.listed,
+        files,
+        bytes,
+        filesDone: Number(h.progressFiles ?? 0),
+        bytesDone: Number(h.progressBytes ?? 0),
+      });
       if (finished >= batches.length) break;
       if (Date.now() - lastStateCheck > 2000) {
         lastStateCheck = Date.now();
@@ -215,7 +231,13 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       .ltrim(store.k.history, 0, job.bookmark.historySize - 1)
       .exec();
     runsTotal.inc({ job: o.job, status });
-    log.info("run finished", { status, files: summary.files, bytes: summary.bytes, remainingFiles: summary.remainingFiles, durationMs: summary.durationMs });
+    log.info("run finished", {
+      status,
+      files: summary.files,
+      bytes: summary.bytes,
+      remainingFiles: summary.remainingFiles,
+      durationMs: summary.durationMs,
+    });
     return summary;
   } catch (err) {
     await o.redis.hset(runKey, { status: "failed", endedAt: Date.now(), error: String(err) }).catch(() => undefined);

@@ -1,10 +1,5 @@
 import { Readable } from "node:stream";
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
 import { formatS3Uri, parseS3Uri } from "./s3-client.js";
 import type { Source, SourceObject } from "./types.js";
 
@@ -97,10 +92,5 @@ function isNotFound(err: unknown): boolean {
   const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
   // A missing bucket is a configuration error, not a vanished object.
   if (e.name === "NoSuchBucket" || e.Code === "NoSuchBucket") return false;
-  return (
-    e.name === "NoSuchKey" ||
-    e.name === "NotFound" ||
-    e.Code === "NoSuchKey" ||
-    e.$metadata?.httpStatusCode === 404
-  );
+  return e.name === "NoSuchKey" || e.name === "NotFound" || e.Code === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
 }

@@ -75,9 +75,7 @@ export class CsvParser {
   constructor(options: CsvParserOptions = {}) {
     const delimiter = options.delimiter ?? ",";
     if (delimiter.length !== 1 || delimiter === '"' || delimiter === "\n" || delimiter === "\r") {
-      throw new Error(
-        `CSV delimiter must be a single character other than a quote or a line break, got ${JSON.stringify(delimiter)}`,
-      );
+      throw new Error(`CSV delimiter must be a single character other than a quote or a line break, got ${JSON.stringify(delimiter)}`);
     }
     this.delimiter = delimiter;
     this.#delim = delimiter.charCodeAt(0);
@@ -200,10 +198,7 @@ export class CsvParser {
       const line = this.#rowLine;
       const unterminated = this.#state === QUOTED ? " (unterminated quoted field?)" : "";
       this.#reset();
-      throw new CsvParseError(
-        `row starting at line ${line} is longer than ${this.#maxRowChars} characters${unterminated}`,
-        line,
-      );
+      throw new CsvParseError(`row starting at line ${line} is longer than ${this.#maxRowChars} characters${unterminated}`, line);
     }
   }
 

@@ -4,10 +4,7 @@ import { LineWriter, readLines, stripGz } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
 /** What a transform module's default export (or named `transform` export) must be. */
-export type TransformFn = (
-  record: unknown,
-  meta: { key: string; partition: Record<string, string>; line: number },
-) => unknown;
+export type TransformFn = (record: unknown, meta: { key: string; partition: Record<string, string>; line: number }) => unknown;
 
 const EXPECTED =
   'an ES module whose default export (or named export "transform") is a function ' +

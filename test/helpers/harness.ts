@@ -1,0 +1,75 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import type { Redis } from "ioredis";
+import { validateConfig } from "../../src/config/load.js";
+import type { TrancheConfig } from "../../src/config/schema.js";
+import { log } from "../../src/log.js";
+import { FilePool } from "../../src/pool/file-pool.js";
+import { BatchWorker } from "../../src/queue/batch-worker.js";
+import { runOnce, type RunOptions, type RunSummary } from "../../src/run/runner.js";
+import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./redis.js";
+
+/**
+ * A job on a fresh temp folder and Redis prefix, with an in-process worker (real BullMQ, real
+ * Piscina threads). `job` overrides merge into the job config.
+ */
+export async function harness(name: string, job: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `tranche-${name}-`));
+  const prefix = uniquePrefix(name);
+  const src = (job.source as Record<string, unknown> | undefined) ?? {};
+  const cfg: TrancheConfig = validateConfig(
+    {
+      redis: { url: REDIS_URL },
+      prefix,
+      ...top,
+      jobs: {
+        [name]: {
+          processor: "ndjson",
+          output: { path: pathToFileURL(path.join(dir, "out")).href },
+          backoffMs: 50,
+          ...job,
+          source: { path: pathToFileURL(path.join(dir, "in")).href, ...src },
+        },
+      },
+    },
+    { env: {} },
+  );
+  const redis = redisClient();
+  const bull = redisClient({ bull: true });
+  let pool: FilePool | undefined;
+  let worker: BatchWorker | undefined;
+  const h = {
+    dir,
+    inDir: path.join(dir, "in"),
+    outDir: path.join(dir, "out"),
+    prefix,
+    cfg,
+    redis,
+    bull,
+    name,
+    startWorker(threads = 2) {
+      pool = new FilePool({ threads, maxOldGenerationSizeMb: 64 });
+      worker = new BatchWorker({ redis, connection: () => bull.duplicate(), prefix, jobs: [name], pool, concurrency: 2, log });
+      worker.start();
+    },
+    async stopWorker() {
+      await worker?.close();
+      await pool?.close();
+      worker = undefined;
+      pool = undefined;
+    },
+    run(o: Partial<RunOptions> = {}): Promise<RunSummary> {
+      return runOnce({ cfg, job: name, redis, queueConnection: bull, log, pollMs: 50, ...o });
+    },
+    async close() {
+      await h.stopWorker();
+      await cleanPrefix(redis, prefix);
+      await redis.quit();
+      await bull.quit();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return h;
+}

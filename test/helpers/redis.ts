@@ -1,0 +1,23 @@
+import { randomBytes } from "node:crypto";
+import { Redis } from "ioredis";
+
+/** The Redis the tests use: REDIS_URL or TRANCHE_REDIS_URL, else the local one. */
+export const REDIS_URL = process.env.REDIS_URL ?? process.env.TRANCHE_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+export function uniquePrefix(name: string): string {
+  return `t-${name}-${randomBytes(4).toString("hex")}`;
+}
+
+export function redisClient(opts: { bull?: boolean } = {}): Redis {
+  return new Redis(REDIS_URL, { maxRetriesPerRequest: opts.bull ? null : 20 });
+}
+
+/** Deletes every key under a prefix (each test uses its own). */
+export async function cleanPrefix(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== "0");
+}

@@ -1,0 +1,150 @@
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { ConcurrentRunsExceededError } from "../src/errors.js";
+import { BookmarkStore } from "../src/bookmark/store.js";
+import { harness } from "./helpers/harness.js";
+import { listFiles, writeInput } from "./helpers/files.js";
+
+type H = Awaited<ReturnType<typeof harness>>;
+let h: H | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+const T0 = Date.UTC(2024, 0, 1);
+const line = (i: number) => JSON.stringify({ i }) + "\n";
+
+async function seed(root: string, n: number, opts: { from?: number; mtime?: (i: number) => number; partitions?: number; size?: (i: number) => number } = {}) {
+  const from = opts.from ?? 0;
+  for (let i = from; i < from + n; i++) {
+    const p = opts.partitions ? `dt=2024-01-0${(i % opts.partitions) + 1}/` : "";
+    const body = opts.size ? line(i).padEnd(opts.size(i) - 1, " ") + "\n" : line(i);
+    await writeInput(root, `${p}f-${String(i).padStart(5, "0")}.json`, body, opts.mtime ? opts.mtime(i) : T0 + i * 1000);
+  }
+}
+
+describe("bounded runs on a local folder", () => {
+  it("the seed's example: 1000 files with boundedFiles 500 take exactly two runs; a third finds nothing", async () => {
+    h = await harness("seed1000", { source: { boundedFiles: "500", partitionKeys: ["dt"] }, batchFiles: 100 });
+    await seed(h.inDir, 1000, { partitions: 4 });
+    h.startWorker();
+    const r1 = await h.run();
+    expect([r1.status, r1.files, r1.remainingFiles]).toEqual(["succeeded", 500, 500]);
+    const r2 = await h.run();
+    expect([r2.status, r2.files, r2.remainingFiles]).toEqual(["succeeded", 500, 0]);
+    const r3 = await h.run();
+    expect([r3.status, r3.files, r3.remainingFiles]).toEqual(["empty", 0, 0]);
+    const outs = await listFiles(h.outDir);
+    expect(outs).toHaveLength(1000);
+    expect(outs[0]).toBe("dt=2024-01-01/f-00000.ndjson");
+    // Oldest first: the first run took files 0..499.
+    expect(r1.previousRunId).toBeNull();
+    expect(r2.previousRunId).toBe(r1.runId);
+    const committed = (await new BookmarkStore(h.redis, h.prefix, h.name).summary()).partitions.reduce((a, p) => a + p.files, 0);
+    expect(committed).toBe(1000);
+  });
+
+  it("with boundedSize no run exceeds the bound, and a lone oversize file goes alone", async () => {
+    h = await harness("bsize", { source: { boundedSize: "1000" } });
+    // 30 files of 100 bytes, and one of 5000 bytes in the middle of the order.
+    await seed(h.inDir, 31, { size: (i) => (i === 12 ? 5000 : 100) });
+    h.startWorker();
+    const runs = [];
+    for (;;) {
+      const r = await h.run();
+      if (r.status === "empty") break;
+      runs.push(r);
+      expect(r.bytes <= 1000 || r.files === 1).toBe(true);
+    }
+    expect(runs.map((r) => r.files)).toEqual([10, 2, 1, 10, 8]);
+    expect(runs[2]!.bytes).toBe(5000);
+    expect(runs.reduce((a, r) => a + r.files, 0)).toBe(31);
+  });
+
+  it("files that arrive between runs are picked up by the next run, exactly once", async () => {
+    h = await harness("arrivals", { source: { boundedFiles: "50" } });
+    await seed(h.inDir, 60);
+    h.startWorker();
+    expect((await h.run()).files).toBe(50);
+    // New files, newer than everything so far; and one late file inside the band (older mtime).
+    await seed(h.inDir, 20, { from: 60 });
+    await writeInput(h.inDir, "late.json", line(-1), T0 + 5500);
+    const r2 = await h.run();
+    expect(r2.files).toBe(31);
+    expect((await h.run()).status).toBe("empty");
+    expect(await listFiles(h.outDir)).toHaveLength(81);
+  });
+
+  it("is exact when many files share the last-modified second right at the cursor", async () => {
+    h = await harness("ties", { source: { boundedFiles: "7" }, bookmark: { maxBand: 0 } });
+    // 25 files all at the same whole second (as S3 reports), then 5 later ones.
+    await seed(h.inDir, 25, { mtime: () => T0 });
+    await seed(h.inDir, 5, { from: 25, mtime: (i) => T0 + i * 1000 });
+    h.startWorker();
+    const seen: number[] = [];
+    for (;;) {
+      const r = await h.run();
+      if (r.status === "empty") break;
+      seen.push(r.files);
+    }
+    expect(seen).toEqual([7, 7, 7, 7, 2]);
+    expect(await listFiles(h.outDir)).toHaveLength(30);
+  });
+
+  it("reprocesses a rewritten file and ignores a deleted one", async () => {
+    h = await harness("rewrite", {});
+    await seed(h.inDir, 5);
+    h.startWorker();
+    expect((await h.run()).files).toBe(5);
+    await writeInput(h.inDir, "f-00002.json", JSON.stringify({ v: 2 }) + "\n", T0 + 100_000);
+    const { rm } = await import("node:fs/promises");
+    await rm(path.join(h.inDir, "f-00003.json"));
+    const r = await h.run();
+    expect(r.files).toBe(1);
+    expect(await readFile(path.join(h.outDir, "f-00002.ndjson"), "utf8")).toBe('{"v":2}\n');
+  });
+
+  it("reports a malformed record with the file's key and line, and still commits the file", async () => {
+    h = await harness("badrec", {});
+    await writeInput(h.inDir, "a b ü.json", '{"ok":1}\n{"broken":\n{"ok":2}\n', T0);
+    h.startWorker();
+    const r = await h.run();
+    expect(r.status).toBe("succeeded");
+    expect(r.badRecords).toBe(1);
+    expect(r.errors.join("\n")).toMatch(/a b ü\.json:2: invalid JSON/);
+    expect(await readFile(path.join(h.outDir, "a b ü.ndjson"), "utf8")).toBe('{"ok":1}\n{"ok":2}\n');
+  });
+
+  it("fails a run on an unreadable file, names it, leaves it unbookmarked, and the next run takes it again", async () => {
+    h = await harness("corrupt", { attempts: 2 });
+    await seed(h.inDir, 3);
+    await writeInput(h.inDir, "bad.json.gz", Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]), T0 + 1500);
+    h.startWorker();
+    const r = await h.run();
+    expect(r.status).toBe("failed");
+    expect(r.files).toBe(3);
+    expect(r.errors.join("\n")).toMatch(/bad\.json\.gz/);
+    await writeInput(h.inDir, "bad.json.gz", (await import("node:zlib")).gzipSync('{"x":1}\n'), T0 + 1500);
+    const r2 = await h.run();
+    expect([r2.status, r2.files]).toEqual(["succeeded", 1]);
+  });
+
+  it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
+    h = await harness("slot", {});
+    const store = new BookmarkStore(h.redis, h.prefix, h.name);
+    await store.acquireRun("other-run", 30_000, 1);
+    await expect(h.run()).rejects.toBeInstanceOf(ConcurrentRunsExceededError);
+  });
+
+  it("runs in disable mode process everything and leave the bookmark alone", async () => {
+    h = await harness("disable", {});
+    await seed(h.inDir, 4);
+    h.startWorker();
+    expect((await h.run({ mode: "disable" })).files).toBe(4);
+    expect((await h.run({ mode: "disable" })).files).toBe(4);
+    expect((await new BookmarkStore(h.redis, h.prefix, h.name).summary()).version).toBe(0);
+    expect((await h.run()).files).toBe(4);
+  });
+});
