@@ -1,0 +1,39 @@
+import { afterEach, describe, expect, it } from "vitest";
+import path from "node:path";
+import { readFile } from "node:fs/promises";
+import { harness } from "./helpers/harness.js";
+import { listFiles, writeInput } from "./helpers/files.js";
+
+type H = Awaited<ReturnType<typeof harness>>;
+let h: H | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+describe("worker pool", () => {
+  it("a thread that runs out of memory fails only its file, with a clear error, and is replaced", async () => {
+    h = await harness("oom", { processor: path.resolve("test/fixtures/hog-processor.mjs"), attempts: 1 });
+    for (let i = 0; i < 6; i++) await writeInput(h.inDir, `ok-${i}.json`, `{"i":${i}}\n`, Date.UTC(2024, 0, 1) + i * 1000);
+    await writeInput(h.inDir, "hog.json", "{}\n", Date.UTC(2024, 0, 1) + 2500);
+    h.startWorker(2);
+    const r = await h.run();
+    expect(r.status).toBe("failed");
+    expect(r.files).toBe(6);
+    expect(r.errors.join("\n")).toMatch(/hog\.json: worker thread ran out of memory \(maxOldGenerationSizeMb=64\)/);
+    expect(await listFiles(h.outDir)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `ok-${i}.json`));
+    // The pool still works after losing a thread.
+    await writeInput(h.inDir, "ok-late.json", "{}\n", Date.UTC(2024, 0, 2));
+    const r2 = await h.run();
+    expect(r2.files).toBe(1);
+  });
+
+  it("decompresses gzip inputs transparently and runs csv and copy processors", async () => {
+    const { gzipSync } = await import("node:zlib");
+    h = await harness("csv", { processor: "csv" });
+    await writeInput(h.inDir, "dt=2024-01-01/a.csv.gz", gzipSync('id,name\n1,"Smith, J"\n2,"say ""hi"""\n'), Date.UTC(2024, 0, 1));
+    h.startWorker(1);
+    expect((await h.run()).files).toBe(1);
+    expect(await readFile(path.join(h.outDir, "dt=2024-01-01/a.ndjson"), "utf8")).toBe('{"id":"1","name":"Smith, J"}\n{"id":"2","name":"say \\"hi\\""}\n');
+  });
+});
