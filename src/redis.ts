@@ -1,4 +1,4 @@
-import { Redis } from "ioredis";
+import { Redis, type RedisOptions } from "ioredis";
 import { RedisUnavailableError } from "./errors.js";
 
 /**
@@ -21,4 +21,23 @@ export async function connectRedis(url: string, opts: { forBullMQ?: boolean } = 
     throw new RedisUnavailableError(url, err);
   }
   return redis;
+}
+
+/**
+ * ioredis options from a `redis://` or `rediss://` URL, for BullMQ, which then opens and closes
+ * its own connections (a shared instance would outlive `close()`).
+ */
+export function redisOptions(url: string): RedisOptions {
+  const u = new URL(url);
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:")
+    throw new Error(`unsupported Redis URL ${url}: use redis://host:port or rediss://`);
+  return {
+    host: u.hostname || "127.0.0.1",
+    port: u.port ? Number(u.port) : 6379,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : undefined,
+    tls: u.protocol === "rediss:" ? {} : undefined,
+    maxRetriesPerRequest: null,
+  };
 }

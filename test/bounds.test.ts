@@ -15,7 +15,27 @@ describe("bound values", () => {
     expect(parseBoundValue("boundedFiles", v)).toBe(n);
   });
 
-  const bad: unknown[] = ["abc", "1.5", 1.5, "0", 0, "-3", -3, "", "  ", "1e3", "0x10", "+5", null, true, [], {}, "9007199254740993", NaN, Infinity];
+  const bad: unknown[] = [
+    "abc",
+    "1.5",
+    1.5,
+    "0",
+    0,
+    "-3",
+    -3,
+    "",
+    "  ",
+    "1e3",
+    "0x10",
+    "+5",
+    null,
+    true,
+    [],
+    {},
+    "9007199254740993",
+    NaN,
+    Infinity,
+  ];
   it.each(bad.map((v) => [v]))("rejects %j, naming the option and the value", (v) => {
     expect(() => parseBoundValue("boundedSize", v)).toThrow(ConfigError);
     try {
@@ -27,7 +47,9 @@ describe("bound values", () => {
   });
 
   it("rejects both bounds at once", () => {
-    expect(() => parseBoundOptions({ boundedFiles: "5", boundedSize: "100" }, "job config")).toThrow(/both boundedFiles .* and boundedSize .* are set/);
+    expect(() => parseBoundOptions({ boundedFiles: "5", boundedSize: "100" }, "job config")).toThrow(
+      /both boundedFiles .* and boundedSize .* are set/,
+    );
   });
 
   it("takes the override first, then the job, then the catalog, and validates every level", () => {

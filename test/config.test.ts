@@ -38,14 +38,22 @@ jobs:
   });
 
   it("names the field, the bad value and what is allowed", () => {
-    expect(() => validateConfig({ jobs: { e: { ...job, worker: { threads: "two" } } } }, { env: {} })).toThrow(/jobs\.e\.worker\.threads: got "two"/);
-    expect(() => validateConfig({ jobs: { e: { ...job, bookmark: { mode: "on" } } } }, { env: {} })).toThrow(/jobs\.e\.bookmark\.mode: got "on".*enable.*disable.*pause/s);
+    expect(() => validateConfig({ jobs: { e: { ...job, worker: { threads: "two" } } } }, { env: {} })).toThrow(
+      /jobs\.e\.worker\.threads: got "two"/,
+    );
+    expect(() => validateConfig({ jobs: { e: { ...job, bookmark: { mode: "on" } } } }, { env: {} })).toThrow(
+      /jobs\.e\.bookmark\.mode: got "on".*enable.*disable.*pause/s,
+    );
     expect(() => validateConfig({ jobs: { e: { ...job, sorce: {} } } }, { env: {} })).toThrow(/unknown option.*sorce/);
     expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, boundedFiles: "1.5" } } } }, { env: {} })).toThrow(
       /jobs\.e\.source: boundedFiles = "1\.5" is not valid/,
     );
-    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, boundedSize: "100" } } } }, { env: {} })).toThrow(/both boundedFiles/);
-    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, path: "ftp://x/y" } } } }, { env: {} })).toThrow(/unsupported location/);
+    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, boundedSize: "100" } } } }, { env: {} })).toThrow(
+      /both boundedFiles/,
+    );
+    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, path: "ftp://x/y" } } } }, { env: {} })).toThrow(
+      /unsupported location/,
+    );
   });
 
   it("says where to look when the file is missing", () => {

@@ -34,6 +34,8 @@ describe("worker pool", () => {
     await writeInput(h.inDir, "dt=2024-01-01/a.csv.gz", gzipSync('id,name\n1,"Smith, J"\n2,"say ""hi"""\n'), Date.UTC(2024, 0, 1));
     h.startWorker(1);
     expect((await h.run()).files).toBe(1);
-    expect(await readFile(path.join(h.outDir, "dt=2024-01-01/a.ndjson"), "utf8")).toBe('{"id":"1","name":"Smith, J"}\n{"id":"2","name":"say \\"hi\\""}\n');
+    expect(await readFile(path.join(h.outDir, "dt=2024-01-01/a.ndjson"), "utf8")).toBe(
+      '{"id":"1","name":"Smith, J"}\n{"id":"2","name":"say \\"hi\\""}\n',
+    );
   });
 });

@@ -16,7 +16,11 @@ afterEach(async () => {
 const T0 = Date.UTC(2024, 0, 1);
 const line = (i: number) => JSON.stringify({ i }) + "\n";
 
-async function seed(root: string, n: number, opts: { from?: number; mtime?: (i: number) => number; partitions?: number; size?: (i: number) => number } = {}) {
+async function seed(
+  root: string,
+  n: number,
+  opts: { from?: number; mtime?: (i: number) => number; partitions?: number; size?: (i: number) => number } = {},
+) {
   const from = opts.from ?? 0;
   for (let i = from; i < from + n; i++) {
     const p = opts.partitions ? `dt=2024-01-0${(i % opts.partitions) + 1}/` : "";

@@ -80,7 +80,10 @@ describe("bounded selection", () => {
 
 describe("partitions and exclusions", () => {
   it("parses Hive-style folders in partitionKeys order", () => {
-    expect(parsePartition("region=eu/dt=2024-01-01/a.json", ["dt", "region"])).toEqual({ id: "dt=2024-01-01/region=eu", values: { dt: "2024-01-01", region: "eu" } });
+    expect(parsePartition("region=eu/dt=2024-01-01/a.json", ["dt", "region"])).toEqual({
+      id: "dt=2024-01-01/region=eu",
+      values: { dt: "2024-01-01", region: "eu" },
+    });
     expect(parsePartition("a.json", ["dt"]).id).toBe("_");
     expect(parsePartition("dt=2024-01-01/a.json", []).id).toBe("_");
     expect(parsePartition("dt=2024%2F01/a b ü.json", ["dt"]).values).toEqual({ dt: "2024/01" });

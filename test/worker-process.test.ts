@@ -37,7 +37,14 @@ async function setup(name: string, n: number, sleepMs: number) {
     redis: { url: REDIS_URL },
     prefix: h.prefix,
     metrics: { port: 0 },
-    jobs: { [name]: { source: { path: h.cfg.jobs[name]!.source.path, partitionKeys: ["dt"] }, processor, output: { path: h.cfg.jobs[name]!.output.path }, worker: { threads: 2 } } },
+    jobs: {
+      [name]: {
+        source: { path: h.cfg.jobs[name]!.source.path, partitionKeys: ["dt"] },
+        processor,
+        output: { path: h.cfg.jobs[name]!.output.path },
+        worker: { threads: 2 },
+      },
+    },
   });
   const inputs: string[] = [];
   for (let i = 0; i < n; i++) {

@@ -1,12 +1,13 @@
-import type { Redis } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { getJob, loadConfig } from "../config/load.js";
+import { resolveBound } from "../config/bounds.js";
 import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
 import { ConfigError, RunFailedError } from "../errors.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { FilePool } from "../pool/file-pool.js";
 import { BatchWorker } from "../queue/batch-worker.js";
-import { connectRedis } from "../redis.js";
+import { connectRedis, redisOptions } from "../redis.js";
 import { runOnce, type RunSummary } from "../run/runner.js";
 import { backlog } from "../run/status.js";
 import { BookmarkStore } from "../bookmark/store.js";
@@ -43,16 +44,14 @@ function printRun(s: RunSummary, json: boolean | undefined): void {
   );
 }
 
-/** Opens the two Redis connections a run or worker needs (commands, and BullMQ's blocking one). */
-async function connections(cfg: TrancheConfig): Promise<{ redis: Redis; bull: Redis; close(): Promise<void> }> {
+/** Opens the command connection (checked), plus BullMQ's connection options. */
+async function connections(cfg: TrancheConfig): Promise<{ redis: Redis; bull: RedisOptions; close(): Promise<void> }> {
   const redis = await connectRedis(cfg.redis.url);
-  const bull = await connectRedis(cfg.redis.url, { forBullMQ: true });
-  const extra: Redis[] = [];
   return {
     redis,
-    bull,
+    bull: redisOptions(cfg.redis.url),
     async close() {
-      for (const r of [redis, bull, ...extra]) await r.quit().catch(() => r.disconnect());
+      await redis.quit().catch(() => redis.disconnect());
     },
   };
 }
@@ -71,11 +70,12 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
     opts.boundedFiles !== undefined || opts.boundedSize !== undefined
       ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize }
       : undefined;
+  resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
   const conn = await connections(cfg);
   const pool = new FilePool({ threads: opts.threads ?? job.worker.threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb });
   const worker = new BatchWorker({
     redis: conn.redis,
-    connection: () => conn.bull.duplicate(),
+    connection: conn.bull,
     prefix: cfg.prefix,
     jobs: [jobName],
     pool,
@@ -95,7 +95,7 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
           cfg,
           job: jobName,
           redis: conn.redis,
-          queueConnection: conn.bull,
+          bullConnection: conn.bull,
           log,
           override,
           mode: opts.bookmark,
@@ -146,7 +146,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const pool = new FilePool({ threads, maxOldGenerationSizeMb: heap });
   const worker = new BatchWorker({
     redis: conn.redis,
-    connection: () => conn.bull.duplicate(),
+    connection: conn.bull,
     prefix: cfg.prefix,
     jobs,
     pool,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { Worker, type Job } from "bullmq";
-import type { Redis } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { BookmarkStore } from "../bookmark/store.js";
 import { keys } from "../bookmark/keys.js";
 import type { Logger } from "../log.js";
@@ -20,8 +20,8 @@ import { queueName, type BatchJobData } from "./batch-job.js";
 export interface BatchWorkerOptions {
   /** Connection for bookmark commits and run progress. */
   redis: Redis;
-  /** Factory for BullMQ's blocking connections (one per queue). */
-  connection: () => Redis;
+  /** Connection options for BullMQ (it opens and closes its own connections). */
+  connection: RedisOptions;
   prefix: string;
   /** Jobs whose queues this worker consumes. */
   jobs: string[];
@@ -146,7 +146,7 @@ export class BatchWorker {
   start(): void {
     for (const job of this.o.jobs) {
       const w = new Worker<BatchJobData>(queueName(job), (j) => processBatch(j, this.o), {
-        connection: this.o.connection(),
+        connection: this.o.connection,
         prefix: this.o.prefix,
         concurrency: this.o.concurrency ?? 1,
         lockDuration: this.o.lockDurationMs ?? 30_000,

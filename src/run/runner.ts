@@ -1,5 +1,5 @@
 import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { Redis, RedisOptions } from "ioredis";
 import { describeBound, resolveBound, type BoundOptions } from "../config/bounds.js";
 import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js";
 import { ConcurrentRunsExceededError } from "../errors.js";
@@ -52,8 +52,8 @@ export interface RunOptions {
   cfg: TrancheConfig;
   job: string;
   redis: Redis;
-  /** BullMQ connection for the queue (a separate connection). */
-  queueConnection: Redis;
+  /** Connection options for the BullMQ queue. */
+  bullConnection: RedisOptions;
   log: Logger;
   override?: BoundOptions;
   mode?: BookmarkMode;
@@ -87,7 +87,8 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const runKey = store.k.run(runId);
   const previous = await o.redis.lindex(store.k.history, 0);
   const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
-  const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.queueConnection, prefix: o.cfg.prefix });
+  const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.bullConnection, prefix: o.cfg.prefix });
+  queue.on("error", (err) => log.warn("queue connection error", { reason: err.message }));
   try {
     await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_KEY_TTL_S).exec();
     const bandMs = job.bookmark.maxBand * 1000;

@@ -25,10 +25,17 @@ export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code
 }
 
 /** Starts a long-running `tranche worker` process. */
-export function startWorkerProcess(config: string, extra: string[] = []): ChildProcess & { output: () => string; exited: Promise<number | null> } {
-  const p = spawn(process.execPath, [BIN, "worker", "--config", config, "--metrics-port", "0", "--lock-duration-ms", "2000", "--stalled-interval-ms", "1000", ...extra], {
-    env: { ...process.env, TRANCHE_LOG_LEVEL: "info" },
-  }) as ChildProcess & { output: () => string; exited: Promise<number | null> };
+export function startWorkerProcess(
+  config: string,
+  extra: string[] = [],
+): ChildProcess & { output: () => string; exited: Promise<number | null> } {
+  const p = spawn(
+    process.execPath,
+    [BIN, "worker", "--config", config, "--metrics-port", "0", "--lock-duration-ms", "2000", "--stalled-interval-ms", "1000", ...extra],
+    {
+      env: { ...process.env, TRANCHE_LOG_LEVEL: "info" },
+    },
+  ) as ChildProcess & { output: () => string; exited: Promise<number | null> };
   let out = "";
   p.stdout!.on("data", (d) => (out += d));
   p.stderr!.on("data", (d) => (out += d));

@@ -2,10 +2,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import type { Redis } from "ioredis";
 import { validateConfig } from "../../src/config/load.js";
 import type { TrancheConfig } from "../../src/config/schema.js";
 import { log } from "../../src/log.js";
+import { redisOptions } from "../../src/redis.js";
 import { FilePool } from "../../src/pool/file-pool.js";
 import { BatchWorker } from "../../src/queue/batch-worker.js";
 import { runOnce, type RunOptions, type RunSummary } from "../../src/run/runner.js";
@@ -37,7 +37,7 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
     { env: {} },
   );
   const redis = redisClient();
-  const bull = redisClient({ bull: true });
+  const bull = redisOptions(REDIS_URL);
   let pool: FilePool | undefined;
   let worker: BatchWorker | undefined;
   const h = {
@@ -51,7 +51,7 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
     name,
     startWorker(threads = 2) {
       pool = new FilePool({ threads, maxOldGenerationSizeMb: 64 });
-      worker = new BatchWorker({ redis, connection: () => bull.duplicate(), prefix, jobs: [name], pool, concurrency: 2, log });
+      worker = new BatchWorker({ redis, connection: bull, prefix, jobs: [name], pool, concurrency: 2, log });
       worker.start();
     },
     async stopWorker() {
@@ -61,13 +61,12 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
       pool = undefined;
     },
     run(o: Partial<RunOptions> = {}): Promise<RunSummary> {
-      return runOnce({ cfg, job: name, redis, queueConnection: bull, log, pollMs: 50, ...o });
+      return runOnce({ cfg, job: name, redis, bullConnection: bull, log, pollMs: 50, ...o });
     },
     async close() {
       await h.stopWorker();
       await cleanPrefix(redis, prefix);
       await redis.quit();
-      await bull.quit();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,124 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cli, writeConfig } from "./helpers/cli.js";
+import { writeInput } from "./helpers/files.js";
+import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
+
+let dir: string;
+let config: string;
+const prefix = uniquePrefix("cli");
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "tranche-cli-"));
+  for (let i = 0; i < 25; i++)
+    await writeInput(path.join(dir, "in"), `dt=2024-01-0${(i % 2) + 1}/f${i}.json`, `{"i":${i}}\n`, Date.UTC(2024, 0, 1) + i * 1000);
+  config = await writeConfig(dir, {
+    redis: { url: REDIS_URL },
+    prefix,
+    jobs: {
+      events: {
+        source: { path: "in", partitionKeys: ["dt"], boundedFiles: "10" },
+        processor: "ndjson",
+        output: { path: pathToFileURL(path.join(dir, "out")).href },
+        worker: { threads: 1 },
+      },
+    },
+  });
+});
+afterAll(async () => {
+  const r = redisClient();
+  await cleanPrefix(r, prefix);
+  await r.quit();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe("tranche CLI", () => {
+  it("run --json prints one object per run with the documented fields; --drain runs until nothing is left", async () => {
+    const one = await cli(["run", "events", "--config", config, "--json", "--bounded-files", "4"]);
+    expect(one.code).toBe(0);
+    const first = JSON.parse(one.stdout.trim());
+    for (const k of ["runId", "job", "status", "files", "bytes", "remainingFiles", "remainingBytes", "durationMs"])
+      expect(first).toHaveProperty(k);
+    expect([first.job, first.status, first.files, first.remainingFiles]).toEqual(["events", "succeeded", 4, 21]);
+
+    const drained = await cli(["run", "events", "--config", config, "--json", "--drain"]);
+    expect(drained.code).toBe(0);
+    const runs = drained.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    expect(runs.map((r) => r.files)).toEqual([10, 10, 1]);
+
+    const again = await cli(["run", "events", "--config", config]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/nothing to do, no unprocessed files/);
+  });
+
+  it("status shows backlog, bookmark and last runs", async () => {
+    await writeInput(path.join(dir, "in"), "dt=2024-01-01/late.json", "{}\n", Date.UTC(2024, 0, 2));
+    const s = await cli(["status", "events", "--config", config, "--json"]);
+    expect(s.code).toBe(0);
+    const st = JSON.parse(s.stdout);
+    expect(st.backlog.files).toBe(1);
+    expect(st.bookmark.partitions.map((p: { files: number }) => p.files).reduce((a: number, b: number) => a + b)).toBe(25);
+    expect(st.lastRuns[0].status).toBe("empty");
+    const text = await cli(["status", "--config", config]);
+    expect(text.stdout).toMatch(/backlog: 1 files/);
+  });
+
+  it("fails with a one-line reason and a distinct exit code", async () => {
+    const badBound = await cli(["run", "events", "--config", config, "--bounded-files", "1.5"]);
+    expect(badBound.code).toBe(2);
+    expect(badBound.stderr.trim()).toMatch(/^error \[E_CONFIG\]: run-time override: boundedFiles = "1\.5" is not valid/);
+    const both = await cli(["run", "events", "--config", config, "--bounded-files", "1", "--bounded-size", "5"]);
+    expect(both.code).toBe(2);
+    const unknown = await cli(["run", "nope", "--config", config]);
+    expect([unknown.code, unknown.stderr.trim()]).toEqual([2, 'error [E_CONFIG]: unknown job "nope"; configured jobs: events']);
+    const missing = await cli(["run", "events", "--config", path.join(dir, "missing.yaml")]);
+    expect(missing.code).toBe(2);
+    const noRedis = await cli(["run", "events", "--config", config], { TRANCHE_REDIS_URL: "redis://127.0.0.1:1" });
+    expect(noRedis.code).toBe(4);
+    expect(noRedis.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    const r = redisClient();
+    await r.zadd(`${prefix}:runs:events:active`, Date.now() + 60_000, "someone-else");
+    const busy = await cli(["run", "events", "--config", config]);
+    await r.zrem(`${prefix}:runs:events:active`, "someone-else");
+    await r.quit();
+    expect(busy.code).toBe(3);
+    expect(busy.stderr).toMatch(/concurrent runs exceeded for job "events"/);
+  });
+
+  it("a worker serves /metrics and /healthz", async () => {
+    const { spawn } = await import("node:child_process");
+    const port = 19000 + Math.floor(Math.random() * 1000);
+    const p = spawn(process.execPath, [path.resolve("bin/tranche.js"), "worker", "--config", config, "--metrics-port", String(port)], {
+      stdio: "ignore",
+    });
+    try {
+      const get = (u: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          http
+            .get(`http://127.0.0.1:${port}${u}`, (res) => {
+              let body = "";
+              res.on("data", (d) => (body += d));
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            })
+            .on("error", reject);
+        });
+      let m: { status: number; body: string } | undefined;
+      for (let i = 0; i < 100 && !m; i++) {
+        m = await get("/metrics").catch(() => undefined);
+        if (!m) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(m!.status).toBe(200);
+      expect(m!.body).toMatch(/tranche_files_processed_total/);
+      expect((await get("/healthz")).status).toBe(200);
+    } finally {
+      p.kill("SIGTERM");
+    }
+  });
+});

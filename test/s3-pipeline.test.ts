@@ -1,0 +1,66 @@
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { gzipSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { harness } from "./helpers/harness.js";
+import { startS3, type S3Fixture } from "./helpers/s3rver.js";
+
+let s3: S3Fixture;
+beforeAll(async () => {
+  s3 = await startS3();
+  await s3.createBucket("raw-bucket");
+  await s3.createBucket("clean-bucket");
+});
+afterAll(async () => {
+  await s3?.stop();
+});
+
+async function listAll(bucket: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const r = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of r.Contents ?? []) out.push(o.Key!.slice(prefix.length));
+    token = r.NextContinuationToken;
+  } while (token);
+  return out.sort();
+}
+
+describe("S3 source and S3 sink through a local S3-protocol server", () => {
+  it("drains a partitioned S3 backlog in bounded runs into an S3 output, exactly once", async () => {
+    const h = await harness(
+      "s3job",
+      {
+        source: { path: "s3://raw-bucket/events/", partitionKeys: ["dt"], exclusions: ["**.tmp"], boundedFiles: "20" },
+        output: { path: "s3://clean-bucket/events/" },
+      },
+      { s3: s3.settings },
+    );
+    try {
+      const keys: string[] = [];
+      for (let i = 0; i < 30; i++) {
+        const key = `dt=2024-01-0${(i % 3) + 1}/${i === 7 ? "with space ü" : "part"}-${i}.json${i % 2 ? ".gz" : ""}`;
+        const body = `{"i":${i}}\n{"j":${i}}\n`;
+        await s3.client.send(new PutObjectCommand({ Bucket: "raw-bucket", Key: `events/${key}`, Body: i % 2 ? gzipSync(body) : body }));
+        keys.push(key.replace(/\.gz$/, "").replace(/\.json$/, ".ndjson"));
+      }
+      await s3.client.send(new PutObjectCommand({ Bucket: "raw-bucket", Key: "events/dt=2024-01-01/skip.tmp", Body: "x" }));
+      await s3.client.send(new PutObjectCommand({ Bucket: "raw-bucket", Key: "events/dt=2024-01-02/", Body: "" }));
+      h.startWorker();
+      const r1 = await h.run();
+      expect([r1.status, r1.files, r1.remainingFiles]).toEqual(["succeeded", 20, 10]);
+      const r2 = await h.run();
+      expect([r2.status, r2.files, r2.remainingFiles]).toEqual(["succeeded", 10, 0]);
+      expect((await h.run()).status).toBe("empty");
+      expect(await listAll("clean-bucket", "events/")).toEqual(keys.sort());
+      const obj = await s3.client.send(new GetObjectCommand({ Bucket: "clean-bucket", Key: "events/dt=2024-01-02/with space ü-7.ndjson" }));
+      expect(await obj.Body!.transformToString()).toBe('{"i":7}\n{"j":7}\n');
+      // A new object after the runs is taken by the next run, and only it.
+      await new Promise((r) => setTimeout(r, 1100)); // S3 last-modified has whole seconds
+      await s3.client.send(new PutObjectCommand({ Bucket: "raw-bucket", Key: "events/dt=2024-01-03/new.json", Body: '{"n":1}\n' }));
+      const r4 = await h.run();
+      expect([r4.status, r4.files]).toEqual(["succeeded", 1]);
+    } finally {
+      await h.close();
+    }
+  });
+});
