@@ -135,6 +135,16 @@ describe("bounded runs on a local folder", () => {
     expect([r2.status, r2.files]).toEqual(["succeeded", 1]);
   });
 
+  it("works end to end with a {hash-tag} prefix, as Redis Cluster needs", async () => {
+    h = await harness("hashtag", { source: { boundedFiles: "3" } }, { prefix: `{t-hashtag-${Date.now()}}` });
+    await seed(h.inDir, 5);
+    h.startWorker();
+    expect((await h.run()).files).toBe(3);
+    expect((await h.run()).files).toBe(2);
+    const keys = await h.redis.keys(`${h.prefix}*`);
+    expect(keys.some((k) => k.startsWith(`${h!.prefix}:batches.hashtag:`))).toBe(true);
+  });
+
   it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
     h = await harness("slot", {});
     const store = new BookmarkStore(h.redis, h.prefix, h.name);

@@ -17,7 +17,7 @@ import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./redis.js";
  */
 export async function harness(name: string, job: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
   const dir = await mkdtemp(path.join(os.tmpdir(), `tranche-${name}-`));
-  const prefix = uniquePrefix(name);
+  const prefix = (top.prefix as string | undefined) ?? uniquePrefix(name);
   const src = (job.source as Record<string, unknown> | undefined) ?? {};
   const cfg: TrancheConfig = validateConfig(
     {

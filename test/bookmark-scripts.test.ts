@@ -1,0 +1,112 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { BookmarkStore } from "../src/bookmark/store.js";
+import { classify, nextWatermark } from "../src/bookmark/rules.js";
+import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
+
+const redis = redisClient();
+const prefixes: string[] = [];
+afterAll(async () => {
+  for (const p of prefixes) await cleanPrefix(redis, p);
+  await redis.quit();
+});
+function store(name: string, prefix = uniquePrefix(name)) {
+  prefixes.push(prefix);
+  return new BookmarkStore(redis, prefix, name);
+}
+const f = (key: string, lastModified: number, size = 10) => ({ key, lastModified, size });
+const commit = (s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, extra = {}) =>
+  s.commitBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, bandMs, updateState: true, files, ...extra });
+
+describe("bookmark rules (pure)", () => {
+  const view = { wm: 10_000, bandMs: 1000, done: new Map([["a", 9500]]), liveLeases: new Map([["b", "r1"]]) };
+  it("classifies below-band, done, leased and new files", () => {
+    expect(classify(view, { key: "x", lastModified: 8999 }, "r2")).toBe("below-band");
+    expect(classify(view, { key: "x", lastModified: 9000 }, "r2")).toBe("new");
+    expect(classify(view, { key: "a", lastModified: 9500 }, "r2")).toBe("done");
+    expect(classify(view, { key: "a", lastModified: 9600 }, "r2")).toBe("new"); // rewritten
+    expect(classify(view, { key: "b", lastModified: 9700 }, "r2")).toBe("leased");
+    expect(classify(view, { key: "b", lastModified: 9700 }, "r1")).toBe("new");
+    expect(classify({ ...view, wm: null }, { key: "x", lastModified: 0 }, "r2")).toBe("new");
+  });
+  it("moves the watermark forward only, never past a lease", () => {
+    expect(nextWatermark(null, 500, null)).toBe(500);
+    expect(nextWatermark(400, 500, 450)).toBe(449);
+    expect(nextWatermark(480, 500, 450)).toBe(480);
+  });
+});
+
+describe("bookmark Lua scripts (real Redis)", () => {
+  it("commit adds files to the band, moves the watermark and prunes below the band", async () => {
+    const s = store("commit");
+    await commit(s, "r1", [f("a", 1000), f("b", 2000)]);
+    let v = await s.loadView("p", 1000);
+    expect(v.wm).toBe(2000);
+    expect([...v.done.keys()].sort()).toEqual(["a", "b"]);
+    await commit(s, "r2", [f("c", 5000)]);
+    v = await s.loadView("p", 1000);
+    expect(v.wm).toBe(5000);
+    expect([...v.done.keys()]).toEqual(["c"]); // a, b pruned: below 5000 - 1000
+    const sum = await s.summary();
+    expect(sum.partitions[0]).toMatchObject({ partition: "p", files: 3, bytes: 30, bandFiles: 1 });
+    expect(sum.version).toBe(2);
+  });
+
+  it("a replayed commit id changes nothing; a committed file is not counted twice", async () => {
+    const s = store("replay");
+    const args = { partition: "p", runId: "r1", commitId: "c1", bandMs: 1000, updateState: true, files: [f("a", 1000)] };
+    expect((await s.commitBatch(args)).committed).toBe(1);
+    expect((await s.commitBatch(args)).committed).toBe(0);
+    expect((await s.commitBatch({ ...args, commitId: "c2" })).already).toBe(1);
+    expect((await s.summary()).partitions[0]!.files).toBe(1);
+  });
+
+  it("a lease holds the watermark below its file until it is committed", async () => {
+    const s = store("lease");
+    await s.acquireRun("r1", 30_000, 5);
+    await s.acquireRun("r2", 30_000, 5);
+    expect([...(await s.lease("p", "r1", [f("old", 1000)]))]).toEqual(["old"]);
+    // Another live run cannot take it.
+    expect([...(await s.lease("p", "r2", [f("old", 1000)]))]).toEqual([]);
+    await s.lease("p", "r2", [f("new", 50_000)]);
+    await commit(s, "r2", [f("new", 50_000)]);
+    expect((await s.loadView("p", 1000)).wm).toBe(999);
+    // r1 dies: its lease no longer blocks others, and the file is still selectable.
+    await s.releaseRun("r1");
+    const v = await s.loadView("p", 1000);
+    expect(classify(v, { key: "old", lastModified: 1000 }, "r3")).toBe("new");
+    await s.acquireRun("r3", 30_000, 5);
+    expect([...(await s.lease("p", "r3", [f("old", 1000)]))]).toEqual(["old"]);
+    await commit(s, "r3", [f("old", 1000)]);
+    expect((await s.loadView("p", 1000)).wm).toBe(50_000);
+  });
+
+  it("run slots: the limit is enforced atomically under contention and expired slots are dropped", async () => {
+    const s = store("slots");
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.acquireRun(`r${i}`, 30_000, 3)));
+    expect(results.filter((r) => r.ok)).toHaveLength(3);
+    const refused = results.find((r) => !r.ok) as { ok: false; running: string[] };
+    expect(refused.running).toHaveLength(3);
+    const t = store("slots-ttl");
+    await t.acquireRun("dead", 1, 1);
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await t.acquireRun("alive", 30_000, 1)).ok).toBe(true);
+  });
+
+  it("pending() skips committed files and files leased by another live run", async () => {
+    const s = store("pending");
+    await s.acquireRun("r1", 30_000, 5);
+    await s.acquireRun("r2", 30_000, 5);
+    await commit(s, "r0", [f("done", 1000)]);
+    await s.lease("p", "r2", [f("theirs", 1500)]);
+    await s.lease("p", "r1", [f("mine", 1500)]);
+    const files = [f("done", 1000), f("theirs", 1500), f("mine", 1500), f("free", 1600)];
+    expect((await s.pending("p", "r1", files)).map((x) => x.key)).toEqual(["mine", "free"]);
+  });
+
+  it("works with a {hash-tag} prefix (all keys in one Redis Cluster slot)", async () => {
+    const s = store("tagged", `{${uniquePrefix("tag")}}`);
+    await commit(s, "r1", [f("a", 1000)]);
+    expect((await s.summary()).partitions[0]!.files).toBe(1);
+    for (const k of await s.stateKeys()) expect(k.startsWith(s.prefix)).toBe(true);
+  });
+});
