@@ -38,4 +38,22 @@ describe("worker pool", () => {
       '{"id":"1","name":"Smith, J"}\n{"id":"2","name":"say \\"hi\\""}\n',
     );
   });
+
+  it("streams a large gzip input (beyond the small-file fast path) and a plain one", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const { randomBytes } = await import("node:crypto");
+    h = await harness("bigfile", {});
+    const lines: string[] = [];
+    for (let i = 0; i < 20_000; i++) lines.push(JSON.stringify({ i, pad: randomBytes(75).toString("base64") }));
+    const body = lines.join("\n") + "\n";
+    const gz = gzipSync(body);
+    expect(gz.length).toBeGreaterThan(1 << 20);
+    await writeInput(h.inDir, "big.json.gz", gz, Date.UTC(2024, 0, 1));
+    await writeInput(h.inDir, "big-plain.json", body, Date.UTC(2024, 0, 1) + 1000);
+    h.startWorker(2);
+    const r = await h.run();
+    expect([r.status, r.files]).toEqual(["succeeded", 2]);
+    expect(await readFile(path.join(h.outDir, "big.ndjson"), "utf8")).toBe(body);
+    expect(await readFile(path.join(h.outDir, "big-plain.ndjson"), "utf8")).toBe(body);
+  });
 });

@@ -4,7 +4,7 @@
  * from the input (so a retry overwrites), runs the processor, and commits the output.
  */
 import { createGunzip } from "node:zlib";
-import { Readable, Transform } from "node:stream";
+import { Readable } from "node:stream";
 import { pathToFileURL } from "node:url";
 import type { FileResult, FileTask } from "../src/pool/task.js";
 import type { Source } from "../src/source/types.js";
@@ -18,8 +18,8 @@ const BUILT_IN: Record<string, string> = {
   copy: "./processors/copy.js",
 };
 
-const sources = new Map<string, Source>();
-const sinks = new Map<string, Sink>();
+const sources = new Map<string, Promise<Source>>();
+const sinks = new Map<string, Promise<Sink>>();
 const processors = new Map<string, Promise<Processor>>();
 
 function defaultOutputName(key: string): string {
@@ -56,53 +56,79 @@ function cached<T>(m: Map<string, T>, k: string, make: () => T): T {
   return v;
 }
 
-/** Counts bytes flowing through. */
-function counter(): Transform & { bytes: number } {
-  const t = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      t.bytes += chunk.length;
-      cb(null, chunk);
-    },
-  }) as Transform & { bytes: number };
-  t.bytes = 0;
-  return t;
-}
-
-/** Returns the input, gunzipped when its first bytes are the gzip magic number. */
-async function decode(raw: NodeJS.ReadableStream, counted: Transform & { bytes: number }): Promise<Readable> {
-  const src = (raw as Readable).pipe(counted);
-  const it = src[Symbol.asyncIterator]();
-  const first = await it.next();
-  if (first.done) return Readable.from([]);
-  const head = first.value as Buffer;
-  const rest = Readable.from(
+/**
+ * Returns the input, gunzipped when its first bytes are the gzip magic number.
+ */
+async function decode(raw: Readable): Promise<Readable> {
+  const head = await new Promise<Buffer | null>((resolve, reject) => {
+    const onReadable = () => {
+      const chunk = raw.read() as Buffer | null;
+      if (chunk === null && !raw.readableEnded) return; // not yet
+      cleanup();
+      resolve(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(null);
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(err);
+    };
+    const cleanup = () => {
+      raw.off("readable", onReadable);
+      raw.off("end", onEnd);
+      raw.off("error", onError);
+    };
+    raw.on("readable", onReadable);
+    raw.once("end", onEnd);
+    raw.once("error", onError);
+  });
+  if (head === null) return Readable.from([]);
+  // Hand the peeked chunk on first, then the rest. (`unshift` loses data when the first chunk
+  // was also the last one, as with small S3 bodies.)
+  const whole = Readable.from(
     (async function* () {
       yield head;
-      for (;;) {
-        const n = await it.next();
-        if (n.done) return;
-        yield n.value as Buffer;
-      }
+      for await (const chunk of raw) yield chunk as Buffer;
     })(),
     { objectMode: false },
   );
-  if (head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b) {
-    const gunzip = createGunzip();
-    rest.on("error", (e) => gunzip.destroy(e));
-    return rest.pipe(gunzip);
-  }
-  return rest;
+  return isGzip(head) ? gunzipped(whole) : whole;
+}
+
+/** Files up to this size are read whole when the source can (local folders). */
+const SMALL_FILE = 1 << 20;
+
+function isGzip(b: Buffer): boolean {
+  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+}
+
+function gunzipped(raw: Readable): Readable {
+  const gunzip = createGunzip();
+  // Readers see errors through their own listeners; this one keeps a corrupt stream from
+  // becoming an uncaught exception that would take the whole thread down.
+  gunzip.on("error", () => undefined);
+  raw.on("error", (e) => gunzip.destroy(e));
+  return raw.pipe(gunzip);
+}
+
+function fromBuffer(buf: Buffer): Readable {
+  const raw = Readable.from(buf.length ? [buf] : [], { objectMode: false });
+  return isGzip(buf) ? gunzipped(raw) : raw;
 }
 
 export default async function processFile(task: FileTask): Promise<FileResult> {
-  const source = cached(sources, task.sourceUri, () => openSource(task.sourceUri, task.s3));
-  const sink = cached(sinks, task.outputUri, () => openSink(task.outputUri, task.s3));
+  const source = await cached(sources, task.sourceUri, () => openSource(task.sourceUri, task.s3));
+  const sink = await cached(sinks, task.outputUri, () => openSink(task.outputUri, task.s3));
   const processor = await cached(processors, task.processor, () => loadProcessor(task.processor));
   const outKey = (processor.outputName ?? defaultOutputName)(task.key);
   const errors: string[] = [];
   let badRecords = 0;
-  const counted = counter();
-  const input = await decode(await source.open(task.key), counted);
+  const input =
+    source.readSmall && task.size <= SMALL_FILE
+      ? fromBuffer(await source.readSmall(task.key))
+      : await decode((await source.open(task.key)) as Readable);
   const writer = await sink.create(outKey, processor.contentType);
   // An output stream error (disk full, S3 refused) must fail the file, not hang it.
   const outputFailed = new Promise<never>((_, reject) => writer.stream.once("error", reject));
@@ -125,7 +151,7 @@ export default async function processFile(task: FileTask): Promise<FileResult> {
     // Drain anything the processor left unread so that truncated gzip is still detected.
     if (!input.readableEnded) for await (const chunk of input) void chunk;
     const { bytes, location } = await writer.commit();
-    return { key: task.key, outKey, location, bytesIn: counted.bytes, bytesOut: bytes, records, badRecords, errors };
+    return { key: task.key, outKey, location, bytesIn: task.size, bytesOut: bytes, records, badRecords, errors };
   } catch (err) {
     await writer.abort(err as Error).catch(() => undefined);
     input.destroy();

@@ -5,6 +5,7 @@ import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
 import { ConfigError, RunFailedError } from "../errors.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
+import { initJobMetrics } from "../metrics/registry.js";
 import { FilePool } from "../pool/file-pool.js";
 import { BatchWorker } from "../queue/batch-worker.js";
 import { connectRedis, redisOptions } from "../redis.js";
@@ -72,22 +73,41 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       : undefined;
   resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
   const conn = await connections(cfg);
-  const pool = new FilePool({ threads: opts.threads ?? job.worker.threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb });
+  const pool = new FilePool({
+    threads: opts.threads ?? job.worker.threads,
+    maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb,
+    filesPerThread: job.worker.filesPerThread,
+  });
   const worker = new BatchWorker({
     redis: conn.redis,
     connection: conn.bull,
     prefix: cfg.prefix,
     jobs: [jobName],
     pool,
-    concurrency: Math.max(job.worker.concurrency, 2),
+    // Enough batches in flight that the threads never wait for the next one.
+    concurrency: Math.max(job.worker.concurrency, 2 * (opts.threads ?? job.worker.threads)),
     log,
   });
   const metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
+  initJobMetrics(jobName);
   worker.start();
   const summaries: RunSummary[] = [];
+  // SIGTERM/SIGINT: finish the current (bounded) run, start no other. A second signal exits at
+  // once; the run's batches stay queued and leased, and any worker or the next run takes them.
+  let stop = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop) {
+      log.warn("second signal: exiting now; unfinished batches stay on the queue", { signal: sig });
+      process.exit(130);
+    }
+    stop = true;
+    log.warn("stopping after the current run (signal again to exit now)", { signal: sig });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
   try {
     const maxRuns = opts.maxRuns ?? (opts.drain ? Number.MAX_SAFE_INTEGER : 1);
-    for (let i = 0; i < maxRuns; i++) {
+    for (let i = 0; i < maxRuns && !stop; i++) {
       const progress = new ProgressReporter(`[${jobName}] run ${i + 1}`);
       let s: RunSummary;
       try {
@@ -114,6 +134,8 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       if ((opts.bookmark ?? job.bookmark.mode) !== "enable") break; // without state updates a drain would never end
     }
   } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
     await worker.close();
     await pool.close();
     await metrics?.close();
@@ -127,6 +149,7 @@ export interface WorkerCommandOptions {
   job?: string[];
   threads?: number;
   maxOldGenerationSizeMb?: number;
+  filesPerThread?: number;
   concurrency?: number;
   metricsPort?: number;
   lockDurationMs?: number;
@@ -143,7 +166,11 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const threads = opts.threads ?? Math.max(...jobCfgs.map((j) => j.worker.threads));
   const heap = opts.maxOldGenerationSizeMb ?? Math.max(...jobCfgs.map((j) => j.worker.maxOldGenerationSizeMb));
   const conn = await connections(cfg);
-  const pool = new FilePool({ threads, maxOldGenerationSizeMb: heap });
+  const pool = new FilePool({
+    threads,
+    maxOldGenerationSizeMb: heap,
+    filesPerThread: opts.filesPerThread ?? Math.max(...jobCfgs.map((j) => j.worker.filesPerThread)),
+  });
   const worker = new BatchWorker({
     redis: conn.redis,
     connection: conn.bull,
@@ -158,6 +185,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   let stopping = false;
   const port = opts.metricsPort ?? cfg.metrics.port;
   const metrics = port ? await startMetricsServer(port, () => !stopping && worker.running) : undefined;
+  for (const j of jobs) initJobMetrics(j);
   worker.start();
   log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, metricsPort: metrics?.port, pid: process.pid });
   await new Promise<void>((resolve) => {

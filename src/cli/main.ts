@@ -38,6 +38,7 @@ program
   .option("--job <name>", "consume only this job's queue (repeatable; default all jobs)", collect)
   .option("--threads <n>", "worker threads", int("--threads"))
   .option("--max-old-generation-size-mb <mb>", "V8 heap limit per thread", int("--max-old-generation-size-mb"))
+  .option("--files-per-thread <n>", "files one thread works on at once (they share its heap)", int("--files-per-thread"))
   .option("--concurrency <n>", "batches at once per queue", int("--concurrency"))
   .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port"))
   .option("--lock-duration-ms <ms>", "a worker silent this long is presumed dead and its batch retaken", int("--lock-duration-ms"))

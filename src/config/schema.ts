@@ -39,6 +39,11 @@ export const workerSchema = z
     threads: z.number().int().positive().max(256).default(2),
     /** V8 old-generation heap limit per thread, in MiB. Default 256. */
     maxOldGenerationSizeMb: z.number().int().min(16).default(256),
+    /**
+     * Files one thread works on at once; they share its heap. Default 1, so that a thread that
+     * runs out of memory fails only its own file. 2–8 speeds up small, I/O-bound files.
+     */
+    filesPerThread: z.number().int().positive().max(64).default(1),
     /** Batches one worker process runs at once. Default 1. */
     concurrency: z.number().int().positive().default(1),
   })

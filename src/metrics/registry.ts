@@ -65,8 +65,25 @@ export const backlogOldestAge = new Gauge({
   labelNames: ["job"],
   registers: [registry],
 });
+/** Pools report their utilization here; it is read at scrape time only (computing it is not free). */
+export const utilizationSources = new Set<() => number>();
 export const poolUtilization = new Gauge({
   name: "tranche_pool_utilization",
-  help: "Piscina pool utilization (0..1)",
+  help: "Piscina pool utilization (0..1), the busiest pool of this process",
   registers: [registry],
+  collect() {
+    let u = 0;
+    for (const f of utilizationSources) u = Math.max(u, f());
+    this.set(u);
+  },
 });
+
+/** Creates a job's labelled series at zero, so that rate() and increase() see the first event. */
+export function initJobMetrics(job: string): void {
+  filesProcessed.inc({ job }, 0);
+  bytesProcessed.inc({ job }, 0);
+  badRecords.inc({ job }, 0);
+  for (const reason of ["oom", "missing", "error"]) fileFailures.inc({ job, reason }, 0);
+  for (const outcome of ["ok", "retry", "failed"]) batchesTotal.inc({ job, outcome }, 0);
+  for (const status of ["succeeded", "failed", "empty"]) runsTotal.inc({ job, status }, 0);
+}

@@ -9,6 +9,8 @@ export interface FileTask {
   processorOptions: Record<string, unknown>;
   s3: S3Settings;
   key: string;
+  /** Size in bytes as listed. */
+  size: number;
   partition: Record<string, string>;
 }
 

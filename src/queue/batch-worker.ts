@@ -4,15 +4,7 @@ import type { Redis, RedisOptions } from "ioredis";
 import { BookmarkStore } from "../bookmark/store.js";
 import { keys } from "../bookmark/keys.js";
 import type { Logger } from "../log.js";
-import {
-  badRecords,
-  batchDuration,
-  batchesTotal,
-  bytesProcessed,
-  fileFailures,
-  filesProcessed,
-  poolUtilization,
-} from "../metrics/registry.js";
+import { badRecords, batchDuration, batchesTotal, bytesProcessed, fileFailures, filesProcessed } from "../metrics/registry.js";
 import type { FilePool } from "../pool/file-pool.js";
 import type { FileResult } from "../pool/task.js";
 import { queueName, type BatchJobData } from "./batch-job.js";
@@ -75,6 +67,7 @@ export async function processBatch(
           processorOptions: d.spec.processorOptions,
           s3: d.spec.s3,
           key: f.key,
+          size: f.size,
           partition: d.partitionValues,
         });
         ok.push({ f, r });
@@ -92,13 +85,12 @@ export async function processBatch(
         }
         await m.exec();
       } catch (err) {
-        const reason = err instanceof Error ? err.message : String(err);
+        const msg = err instanceof Error ? err.message : String(err);
+        const reason = msg.startsWith(`${f.key}: `) ? msg : `${f.key}: ${msg}`;
         const code = (err as { code?: string }).code;
         failed.push({ key: f.key, reason });
         fileFailures.inc({ job: d.job, reason: code === "E_OUT_OF_MEMORY" ? "oom" : code === "ENOENT" ? "missing" : "error" });
         log.error("file failed", { key: f.key, reason });
-      } finally {
-        poolUtilization.set(o.pool.utilization);
       }
     }),
   );

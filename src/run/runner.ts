@@ -93,7 +93,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_KEY_TTL_S).exec();
     const bandMs = job.bookmark.maxBand * 1000;
     const plan = await planRun({
-      source: openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
+      source: await openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
       partitionKeys: job.source.partitionKeys,
       exclusions: job.source.exclusions,
       bound,

@@ -8,7 +8,7 @@ export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkSt
   const j = cfg.jobs[job]!;
   const bandMs = j.bookmark.maxBand * 1000;
   const plan = await planRun({
-    source: openSource(j.source.path, cfg.s3, { recurse: j.source.recurse }),
+    source: await openSource(j.source.path, cfg.s3, { recurse: j.source.recurse }),
     partitionKeys: j.source.partitionKeys,
     exclusions: j.source.exclusions,
     bound: { kind: "files", limit: 1 },

@@ -1,7 +1,11 @@
 import { createWriteStream } from "node:fs";
-import { mkdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, rename, rm } from "node:fs/promises";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
+import { threadId } from "node:worker_threads";
+
+/** Unique per process and thread: temp names never collide between writers. */
+const TAG = `${process.pid}-${threadId}-${randomBytes(3).toString("hex")}`;
 import { fileURLToPath } from "node:url";
 import { finished } from "node:stream/promises";
 import type { Sink, SinkWriter } from "./types.js";
@@ -12,6 +16,9 @@ import type { Sink, SinkWriter } from "./types.js";
  */
 export class LocalSink implements Sink {
   readonly root: string;
+  /** Folders known to exist, so that most files cost no mkdir. */
+  private readonly made = new Set<string>();
+  private seq = 0;
   constructor(readonly uri: string) {
     this.root = uri.startsWith("file://") ? fileURLToPath(uri) : path.resolve(uri);
   }
@@ -19,16 +26,26 @@ export class LocalSink implements Sink {
   async create(key: string): Promise<SinkWriter> {
     const final = path.join(this.root, key);
     if (!final.startsWith(this.root + path.sep)) throw new Error(`output key escapes the output folder: ${key}`);
-    await mkdir(path.dirname(final), { recursive: true });
-    const tmp = path.join(path.dirname(final), `.${path.basename(final)}.${randomBytes(4).toString("hex")}.tmp`);
+    const dir = path.dirname(final);
+    if (!this.made.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.made.add(dir);
+    }
+    const tmp = path.join(dir, `.${path.basename(final)}.${TAG}-${(this.seq++).toString(36)}.tmp`);
     const stream = createWriteStream(tmp);
+    let bytes = 0;
+    const write = stream.write.bind(stream);
+    stream.write = ((chunk: Buffer | string, ...rest: never[]) => {
+      bytes += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.length;
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
     return {
       stream,
       async commit() {
         if (!stream.writableEnded) stream.end();
         await finished(stream);
         await rename(tmp, final);
-        return { bytes: (await stat(final)).size, location: final };
+        return { bytes, location: final };
       },
       async abort() {
         stream.destroy();

@@ -1,5 +1,5 @@
 import { createReadStream } from "node:fs";
-import { opendir, stat } from "node:fs/promises";
+import { opendir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Source, SourceObject } from "./types.js";
@@ -56,6 +56,19 @@ export class LocalSource implements Source {
       }
     }
     if (page.length) yield page;
+  }
+
+  /** Reads a small file in one call (a stream would cost several more thread-pool round trips). */
+  async readSmall(key: string): Promise<Buffer> {
+    const full = path.join(this.root, key);
+    try {
+      return await readFile(full);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+        throw Object.assign(new Error(`input file no longer exists: ${full}`), { code: "ENOENT" });
+      }
+      throw err;
+    }
   }
 
   async open(key: string): Promise<NodeJS.ReadableStream> {

@@ -18,6 +18,8 @@ export interface Source {
   list(): AsyncIterable<SourceObject[]>;
   /** Opens one object for reading (raw bytes, not decompressed). Rejects with a NotFound error if gone. */
   open(key: string): Promise<NodeJS.ReadableStream>;
+  /** Optional fast path: reads a small object whole. */
+  readSmall?(key: string): Promise<Buffer>;
 }
 
 /** S3 connection settings (config `s3:`); anything unset comes from the standard AWS environment variables. */

@@ -14,17 +14,29 @@ const BOM = "\uFEFF";
  * - `lineNo` is 1-based and counts every physical line, including blank ones.
  */
 export async function* readLines(input: Readable): AsyncGenerator<{ line: string; lineNo: number }> {
+  for await (const { lines, firstLineNo } of readLineChunks(input)) {
+    for (let i = 0; i < lines.length; i++) yield { line: lines[i]!, lineNo: firstLineNo + i };
+  }
+}
+
+/**
+ * Like `readLines`, but yields the complete lines of each input chunk at once (same rules), so a
+ * caller pays one await per chunk instead of one per line. Line i of a chunk is line
+ * `firstLineNo + i` of the input.
+ */
+export async function* readLineChunks(input: Readable): AsyncGenerator<{ lines: string[]; firstLineNo: number }> {
   const decoder = new StringDecoder("utf8");
   // Pieces of the current, not yet terminated line (a line may span many chunks).
   let pending: string[] = [];
   let lineNo = 0;
   let first = true;
 
-  function* split(text: string): Generator<{ line: string; lineNo: number }> {
+  function split(text: string): string[] {
     if (first && text.length > 0) {
       first = false;
       if (text.startsWith(BOM)) text = text.slice(1);
     }
+    const out: string[] = [];
     let start = 0;
     for (let nl = text.indexOf("\n", start); nl !== -1; nl = text.indexOf("\n", start)) {
       let line = text.slice(start, nl);
@@ -34,22 +46,31 @@ export async function* readLines(input: Readable): AsyncGenerator<{ line: string
         pending = [];
       }
       start = nl + 1;
-      yield { line: stripCR(line), lineNo: ++lineNo };
+      out.push(stripCR(line));
     }
     if (start < text.length) pending.push(text.slice(start));
+    return out;
   }
 
+  const emit = (lines: string[]) => {
+    const firstLineNo = lineNo + 1;
+    lineNo += lines.length;
+    return { lines, firstLineNo };
+  };
   for await (const chunk of input as AsyncIterable<Buffer | string>) {
     const text = typeof chunk === "string" ? chunk : decoder.write(chunk);
-    if (text.length > 0) yield* split(text);
+    if (text.length > 0) {
+      const lines = split(text);
+      if (lines.length) yield emit(lines);
+    }
   }
   const tail = decoder.end();
-  if (tail.length > 0) yield* split(tail);
+  const rest = tail.length > 0 ? split(tail) : [];
   if (pending.length > 0) {
-    const line = pending.join("");
+    rest.push(stripCR(pending.join("")));
     pending = [];
-    yield { line: stripCR(line), lineNo: ++lineNo };
   }
+  if (rest.length) yield emit(rest);
 }
 
 function stripCR(line: string): string {
@@ -106,9 +127,14 @@ export class LineWriter {
   }
 
   async write(text: string): Promise<void> {
+    if (this.push(text)) await this.flush();
+  }
+
+  /** Buffers text without waiting; returns true when the buffer is full and `flush()` is due. */
+  push(text: string): boolean {
     this.#parts.push(text);
     this.#size += text.length;
-    if (this.#size >= this.#batchChars) await this.flush();
+    return this.#size >= this.#batchChars;
   }
 
   async flush(): Promise<void> {

@@ -1,6 +1,6 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
-import { LineWriter, readLines, stripGz } from "./lines.js";
+import { LineWriter, readLineChunks, stripGz } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
 /** What a transform module's default export (or named `transform` export) must be. */
@@ -75,49 +75,59 @@ async function processNdjson(ctx: ProcessorContext): Promise<ProcessorResult> {
   const writer = new LineWriter(ctx.output);
   let records = 0;
 
-  const emit = async (record: unknown, line: number): Promise<void> => {
+  // Buffers one record's JSON line; returns true when the writer wants a flush.
+  const emit = (record: unknown, line: number): boolean => {
     let text: string | undefined;
     try {
       text = JSON.stringify(record);
     } catch (err) {
       ctx.reportError(`cannot serialize record: ${messageOf(err)}`, { line });
-      return;
+      return false;
     }
     // `undefined`, functions and symbols have no JSON form: nothing to write.
-    if (text === undefined) return;
-    await writer.write(text + "\n");
+    if (text === undefined) return false;
     records++;
+    return writer.push(text + "\n");
   };
 
-  for await (const { line, lineNo } of readLines(ctx.input)) {
-    if (line.trim() === "") continue;
-    let record: unknown;
-    try {
-      record = JSON.parse(line);
-    } catch (err) {
-      ctx.reportError(`invalid JSON: ${messageOf(err)}`, { line: lineNo });
-      continue;
-    }
-    if (!transform) {
-      await emit(record, lineNo);
-      continue;
-    }
-    let result: unknown;
-    try {
-      result = await transform(record, { key: ctx.key, partition, line: lineNo });
-    } catch (err) {
-      ctx.reportError(`transform failed: ${messageOf(err)}`, { line: lineNo });
-      continue;
-    }
-    if (result === null || result === undefined) continue;
-    if (Array.isArray(result)) {
-      for (const item of result) {
-        if (item !== undefined) await emit(item, lineNo);
+  for await (const { lines, firstLineNo } of readLineChunks(ctx.input)) {
+    let flush = false;
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      const lineNo = firstLineNo + i;
+      if (line.trim() === "") continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch (err) {
+        ctx.reportError(`invalid JSON: ${messageOf(err)}`, { line: lineNo });
+        continue;
       }
-    } else {
-      await emit(result, lineNo);
+      if (!transform) {
+        flush = emit(record, lineNo) || flush;
+        continue;
+      }
+      let result: unknown;
+      try {
+        result = await transform(record, { key: ctx.key, partition, line: lineNo });
+      } catch (err) {
+        ctx.reportError(`transform failed: ${messageOf(err)}`, { line: lineNo });
+        continue;
+      }
+      if (result === null || result === undefined) continue;
+      if (Array.isArray(result)) {
+        for (const item of result) if (item !== undefined) flush = emit(item, lineNo) || flush;
+      } else {
+        flush = emit(result, lineNo) || flush;
+      }
+      if (flush) {
+        await writer.flush();
+        flush = false;
+      }
     }
+    if (flush) await writer.flush();
   }
+
   await writer.flush();
   return { records };
 }
