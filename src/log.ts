@@ -26,7 +26,9 @@ function make(base: Fields): Logger {
       const kv = Object.entries(fields)
         .map(([k, v]) => `${k}=${typeof v === "string" ? v : JSON.stringify(v)}`)
         .join(" ");
-      process.stderr.write(`${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? " " + kv : ""}\n`);
+      // On a terminal, first clear a progress bar that may be drawn on the current line.
+      const clear = process.stderr.isTTY ? "\r\x1b[2K" : "";
+      process.stderr.write(`${clear}${new Date().toISOString()} ${level.padEnd(5)} ${msg}${kv ? " " + kv : ""}\n`);
     } else {
       process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }) + "\n");
     }

@@ -31,8 +31,11 @@ function freePort(): Promise<number> {
  * A Redis for the demo: `TRANCHE_REDIS_URL`, else 127.0.0.1:6379 when it answers, else a private
  * `redis-server` from PATH on a free port (no persistence), stopped by `stop()`.
  */
-export async function demoRedis(env = process.env): Promise<{ url: string; started: boolean; stop(): Promise<void> }> {
-  const url = env.TRANCHE_REDIS_URL ?? "redis://127.0.0.1:6379";
+export async function demoRedis(
+  env = process.env,
+  defaultUrl = "redis://127.0.0.1:6379",
+): Promise<{ url: string; started: boolean; stop(): Promise<void> }> {
+  const url = env.TRANCHE_REDIS_URL ?? defaultUrl;
   if (await answers(url)) return { url, started: false, stop: async () => undefined };
   if (env.TRANCHE_REDIS_URL) {
     throw new TrancheError(
@@ -44,7 +47,7 @@ export async function demoRedis(env = process.env): Promise<{ url: string; start
   if (spawnSync("redis-server", ["--version"]).error) {
     throw new TrancheError(
       "E_REDIS",
-      "no Redis answers at 127.0.0.1:6379 and redis-server is not on PATH; install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set TRANCHE_REDIS_URL",
+      `no Redis answers at ${defaultUrl} and redis-server is not on PATH; install Redis (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis) or set TRANCHE_REDIS_URL`,
       4,
     );
   }
