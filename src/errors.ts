@@ -53,3 +53,11 @@ export class RunFailedError extends TrancheError {
     this.name = "RunFailedError";
   }
 }
+
+/** A bookmark operation that needs the job idle found a run in progress. Exit code 3. */
+export class RunInProgressError extends TrancheError {
+  constructor(job: string, running: string[]) {
+    super("E_RUN_IN_PROGRESS", `job "${job}" has a run in progress (${running.join(", ")}); wait for it to finish, then try again`, 3);
+    this.name = "RunInProgressError";
+  }
+}

@@ -14,8 +14,10 @@ function store(name: string, prefix = uniquePrefix(name)) {
   return new BookmarkStore(redis, prefix, name);
 }
 const f = (key: string, lastModified: number, size = 10) => ({ key, lastModified, size });
-const commit = (s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, extra = {}) =>
-  s.commitBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, bandMs, updateState: true, files, ...extra });
+async function commit(s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, maxFilesInBand = 100_000) {
+  await s.stageBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, finalBatchId: "b", files });
+  return s.commitRun({ runId, bandMs, maxFilesInBand, historySize: 10, summary: { runId, status: "succeeded", mode: "enable" } });
+}
 
 describe("bookmark rules (pure)", () => {
   const view = { wm: 10_000, bandMs: 1000, done: new Map([["a", 9500]]), liveLeases: new Map([["b", "r1"]]) };
@@ -47,17 +49,48 @@ describe("bookmark Lua scripts (real Redis)", () => {
     expect(v.wm).toBe(5000);
     expect([...v.done.keys()]).toEqual(["c"]); // a, b pruned: below 5000 - 1000
     const sum = await s.summary();
-    expect(sum.partitions[0]).toMatchObject({ partition: "p", files: 3, bytes: 30, bandFiles: 1 });
+    expect(sum.partitions[0]).toMatchObject({ partition: "p", files: 3, bandFiles: 1 });
     expect(sum.version).toBe(2);
   });
 
-  it("a replayed commit id changes nothing; a committed file is not counted twice", async () => {
+  it("a replayed stage changes nothing; a committed file is not counted twice", async () => {
     const s = store("replay");
-    const args = { partition: "p", runId: "r1", commitId: "c1", bandMs: 1000, updateState: true, files: [f("a", 1000)] };
-    expect((await s.commitBatch(args)).committed).toBe(1);
-    expect((await s.commitBatch(args)).committed).toBe(0);
-    expect((await s.commitBatch({ ...args, commitId: "c2" })).already).toBe(1);
+    const args = { partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] };
+    expect(await s.stageBatch(args)).toBe(1);
+    expect(await s.stageBatch(args)).toBe(0);
+    await s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: { runId: "r1" } });
+    await commit(s, "r2", [f("a", 1000)]);
     expect((await s.summary()).partitions[0]!.files).toBe(1);
+    expect((await s.summary()).version).toBe(2);
+  });
+
+  it("nothing reaches the bookmark until the run commits, and then all partitions at once", async () => {
+    const s = store("atomic");
+    await s.stageBatch({ partition: "p1", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
+    await s.stageBatch({ partition: "p2", runId: "r1", commitId: "c2", files: [f("b", 2000)] });
+    expect((await s.summary()).partitions).toEqual([]);
+    await s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: { runId: "r1" } });
+    expect((await s.summary()).partitions.map((p) => [p.partition, p.files])).toEqual([
+      ["p1", 1],
+      ["p2", 1],
+    ]);
+    const h = await s.history();
+    expect(h[0]).toMatchObject({ runId: "r1", committed: true, version: 1 });
+    expect(Object.keys(h[0]!.state!).sort()).toEqual(["p1", "p2"]);
+  });
+
+  it("caps the band at maxFilesInBand by raising its floor, never splitting files of one time", async () => {
+    const s = store("cap");
+    const files = [f("a", 1000), f("b", 1001), f("c", 1002), f("d", 1002), f("e", 1003)];
+    await commit(s, "r1", files, 60_000, 3);
+    const v = await s.loadView("p", 60_000);
+    expect(v.floor).toBe(1002);
+    expect([...v.done.keys()].sort()).toEqual(["c", "d", "e"]);
+    expect(classify(v, { key: "a", lastModified: 1000 }, "x")).toBe("below-band");
+    expect(classify(v, { key: "late", lastModified: 1002 }, "x")).toBe("new");
+    await commit(s, "r2", [f("x1", 1003), f("x2", 1003), f("x3", 1003), f("x4", 1003)], 60_000, 3);
+    // Five files share the newest time: all stay, over the cap, so none is taken twice.
+    expect((await s.loadView("p", 60_000)).done.size).toBe(5);
   });
 
   it("a lease holds the watermark below its file until it is committed", async () => {

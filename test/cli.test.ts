@@ -70,6 +70,34 @@ describe("tranche CLI", () => {
     expect(text.stdout).toMatch(/backlog: 1 files/);
   });
 
+  it("bookmark show --json gives Glue's JobBookmarkEntry fields; rewind and reset work and refuse while a run is in progress", async () => {
+    const show = await cli(["bookmark", "show", "events", "--config", config, "--json"]);
+    expect(show.code).toBe(0);
+    const e = JSON.parse(show.stdout);
+    for (const k of ["JobName", "Version", "Run", "Attempt", "PreviousRunId", "RunId", "JobBookmark"]) expect(e).toHaveProperty(k);
+    expect(e.JobName).toBe("events");
+    expect(typeof e.JobBookmark).toBe("string");
+    expect(Object.keys(JSON.parse(e.JobBookmark).partitions).sort()).toEqual(["dt=2024-01-01", "dt=2024-01-02"]);
+    const firstCommitted = e.History.filter((h: { committed: boolean }) => h.committed).at(-1).runId;
+    expect((await cli(["bookmark", "show", "events", "--config", config])).stdout).toMatch(/bookmark of job events: version \d+/);
+
+    const r = redisClient();
+    await r.zadd(`${prefix}:runs:events:active`, Date.now() + 60_000, "someone-else");
+    const refused = await cli(["bookmark", "reset", "events", "--config", config]);
+    await r.zrem(`${prefix}:runs:events:active`, "someone-else");
+    await r.quit();
+    expect([refused.code, refused.stderr]).toEqual([3, expect.stringMatching(/E_RUN_IN_PROGRESS.*someone-else/)]);
+
+    const rw = await cli(["bookmark", "rewind", "events", "--config", config, "--to-run", firstCommitted]);
+    expect(rw.code).toBe(0);
+    const after = await cli(["run", "events", "--config", config, "--json", "--bounded-files", "100"]);
+    expect(JSON.parse(after.stdout).files).toBe(21 + 1); // committed after the first run, plus the late file
+    const missing = await cli(["bookmark", "rewind", "events", "--config", config, "--to-run", "nope"]);
+    expect([missing.code, missing.stderr]).toEqual([2, expect.stringMatching(/run nope .* is not in the bookmark history/)]);
+    expect((await cli(["bookmark", "reset", "events", "--config", config])).code).toBe(0);
+    expect(JSON.parse((await cli(["bookmark", "show", "events", "--config", config, "--json"])).stdout).Version).toBe(0);
+  });
+
   it("fails with a one-line reason and a distinct exit code", async () => {
     const badBound = await cli(["run", "events", "--config", config, "--bounded-files", "1.5"]);
     expect(badBound.code).toBe(2);

@@ -68,8 +68,7 @@ describe("planner memory", () => {
       partitionKeys: ["dt"],
       exclusions: [],
       bound: { kind: "files", limit: 500 },
-      runId: "r",
-      view: async () => ({ wm: null, bandMs: 0, done: new Map(), liveLeases: new Map() }),
+      isNew: async () => () => true,
       onPage: () => {
         peak = Math.max(peak, process.memoryUsage().heapUsed);
       },

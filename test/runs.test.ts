@@ -121,18 +121,19 @@ describe("bounded runs on a local folder", () => {
     expect(await readFile(path.join(h.outDir, "a b ü.ndjson"), "utf8")).toBe('{"ok":1}\n{"ok":2}\n');
   });
 
-  it("fails a run on an unreadable file, names it, leaves it unbookmarked, and the next run takes it again", async () => {
+  it("fails a run on an unreadable file, names it, leaves the bookmark where it was, and the next run takes the files again", async () => {
     h = await harness("corrupt", { attempts: 2 });
     await seed(h.inDir, 3);
     await writeInput(h.inDir, "bad.json.gz", Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]), T0 + 1500);
     h.startWorker();
     const r = await h.run();
-    expect(r.status).toBe("failed");
-    expect(r.files).toBe(3);
+    expect([r.status, r.files, r.committed, r.remainingFiles]).toEqual(["failed", 3, false, 4]);
     expect(r.errors.join("\n")).toMatch(/bad\.json\.gz/);
+    expect((await new BookmarkStore(h.redis, h.prefix, h.name).summary()).version).toBe(0);
     await writeInput(h.inDir, "bad.json.gz", (await import("node:zlib")).gzipSync('{"x":1}\n'), T0 + 1500);
     const r2 = await h.run();
-    expect([r2.status, r2.files]).toEqual(["succeeded", 1]);
+    expect([r2.status, r2.files, r2.committed]).toEqual(["succeeded", 4, true]);
+    expect(await listFiles(h.outDir)).toHaveLength(4);
   });
 
   it("works end to end with a {hash-tag} prefix, as Redis Cluster needs", async () => {

@@ -41,6 +41,8 @@ async function setup(name: string, n: number, sleepMs: number) {
       [name]: {
         source: { path: h.cfg.jobs[name]!.source.path, partitionKeys: ["dt"] },
         processor,
+        processorOptions: { sleepMs, ledger: led },
+        batchFiles: 10,
         output: { path: h.cfg.jobs[name]!.output.path },
         worker: { threads: 2 },
       },
@@ -108,5 +110,26 @@ describe("tranche worker processes", () => {
     const r = await run;
     expect(r.status).toBe("succeeded");
     expect((await ledger(led)).map((e) => e.key).sort()).toEqual(inputs);
+  });
+
+  it("a `tranche run` killed mid-run leaves the bookmark before that run; the next run takes all of its files", async () => {
+    const { config, led, inputs } = await setup("killedrun", 40, 100);
+    const { spawn } = await import("node:child_process");
+    const { BIN } = await import("./helpers/cli.js");
+    const p = spawn(process.execPath, [BIN, "run", "killedrun", "--config", config], { stdio: "ignore" });
+    await waitFor(async () => (await ledger(led)).length >= 5, 20_000, "the run to be processing");
+    p.kill("SIGKILL");
+    await new Promise((r) => p.once("exit", r));
+    const store = new BookmarkStore(h!.redis, h!.prefix, h!.name);
+    expect((await store.summary()).version).toBe(0);
+    expect((await store.summary()).partitions).toEqual([]);
+    // The killed run's slot expires; its leases no longer block anyone.
+    await h!.redis.del(store.k.active);
+    const a = startWorkerProcess(config);
+    procs.push(a);
+    const r = await h!.run();
+    expect([r.status, r.files]).toEqual(["succeeded", 40]);
+    expect(await listFiles(h!.outDir)).toEqual(inputs.map((k) => `${k}.out`));
+    expect((await store.summary()).partitions.every((x) => x.leased === 0)).toBe(true);
   });
 });

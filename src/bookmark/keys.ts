@@ -12,10 +12,16 @@ export function keys(prefix: string, job: string) {
     leaseRun: (p: string) => `${j}:p:${p}:leaserun`,
     /** Zset of live runs of the job: run id → expiry (epoch ms). */
     active: `${prefix}:runs:${job}:active`,
+    /** Held by the run that is planning and leasing (runs of one job plan one at a time). */
+    planLock: `${prefix}:runs:${job}:planlock`,
     /** List of run summaries (JSON), newest first, trimmed to historySize. */
     history: `${prefix}:runs:${job}:history`,
     run: (runId: string) => `${prefix}:run:${runId}`,
     runErrors: (runId: string) => `${prefix}:run:${runId}:errors`,
+    /** Zset of the files a run's batches wrote in one partition (key → last-modified), awaiting the run's commit. */
+    staged: (runId: string, p: string) => `${prefix}:run:${runId}:staged:${p}`,
+    /** Set of the partitions a run staged files in. */
+    stagedParts: (runId: string) => `${prefix}:run:${runId}:stagedparts`,
   };
 }
 export type Keys = ReturnType<typeof keys>;

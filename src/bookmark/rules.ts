@@ -16,13 +16,35 @@ export interface PartitionView {
   wm: number | null;
   /** Band width in ms. */
   bandMs: number;
+  /** Raised lower edge when the band reached maxFilesInBand (epoch ms), or null. */
+  floor?: number | null;
   done: ReadonlyMap<string, number>;
   /** key → owner run id, for files leased by runs that are still alive. */
   liveLeases: ReadonlyMap<string, string>;
+  /** key → owner run id, for files leased by runs that ended without committing them. */
+  staleLeases?: ReadonlyMap<string, string>;
 }
 
-export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs">): number {
-  return view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
+/** The band's lower edge: files older than this count as done. */
+export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor">): number {
+  const edge = view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
+  return view.floor === null || view.floor === undefined ? edge : Math.max(edge, view.floor);
+}
+
+/**
+ * Whether a bookmark state (a history snapshot of one partition) covers a file: below its edge,
+ * or held in its band at that time or later. `pause --from A --to B` takes the files B's state
+ * covers and A's does not.
+ */
+export function covers(
+  state: { wm: number | null; floor: number | null; band: ReadonlyMap<string, number> } | undefined,
+  bandMs: number,
+  file: { key: string; lastModified: number },
+): boolean {
+  if (!state) return false;
+  if (file.lastModified < bandFloor({ wm: state.wm, bandMs, floor: state.floor })) return true;
+  const at = state.band.get(file.key);
+  return at !== undefined && at >= file.lastModified;
 }
 
 export type Verdict = "new" | "done" | "below-band" | "leased";

@@ -21,6 +21,9 @@ export interface RunCommandOptions {
   boundedSize?: string;
   json?: boolean;
   bookmark?: BookmarkMode;
+  /** With --bookmark pause: replay what arrived after run `from` up to run `to`. */
+  from?: string;
+  to?: string;
   threads?: number;
   metricsPort?: number;
   /** Stop draining after this many runs (safety valve). */
@@ -119,6 +122,8 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
           log,
           override,
           mode: opts.bookmark,
+          from: opts.from,
+          to: opts.to,
           onProgress: (p) => progress.update(p),
         });
       } finally {
@@ -242,6 +247,93 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
                 )
                 .join("")
             : "    (none)\n"),
+      );
+    }
+  } finally {
+    await redis.quit();
+  }
+}
+
+/**
+ * `tranche bookmark show <job>`: the bookmark as Glue's JobBookmarkEntry (JobName, Version, Run,
+ * Attempt, PreviousRunId, RunId, JobBookmark as a JSON string) plus tranche's per-partition detail.
+ */
+export async function bookmarkShowCommand(jobName: string, opts: { config?: string; json?: boolean }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  getJob(cfg, jobName);
+  const redis = await connectRedis(cfg.redis.url);
+  try {
+    const store = new BookmarkStore(redis, cfg.prefix, jobName);
+    const [sum, hist] = await Promise.all([store.summary(), store.history()]);
+    const last = hist.find((h) => h.runId === sum.lastRunId);
+    const state: Record<string, unknown> = {};
+    for (const p of sum.partitions) state[p.partition] = { wm: p.wm, hwm: p.hwm, floor: p.floor, bandFiles: p.bandFiles, files: p.files };
+    const entry = {
+      JobName: jobName,
+      Version: sum.version,
+      Run: sum.runs,
+      Attempt: last?.attempt ?? 0,
+      PreviousRunId: last?.previousRunId ?? null,
+      RunId: sum.lastRunId,
+      JobBookmark: JSON.stringify({ partitions: state }),
+      Partitions: sum.partitions,
+      History: hist.map((h) => ({
+        runId: h.runId,
+        status: h.status,
+        mode: h.mode,
+        committed: h.committed,
+        version: h.version ?? null,
+        previousRunId: h.previousRunId,
+        startedAt: h.startedAt,
+        endedAt: h.endedAt,
+        files: h.files,
+        bytes: h.bytes,
+      })),
+    };
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(entry, null, 2) + "\n");
+      return;
+    }
+    const t = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
+    process.stdout.write(
+      `bookmark of job ${jobName}: version ${sum.version}, ${sum.runs} committed runs, last run ${sum.lastRunId ?? "-"}\n`,
+    );
+    for (const p of sum.partitions) {
+      process.stdout.write(
+        `  ${p.partition}: watermark ${t(p.wm)}, ${p.bandFiles} files in band, ${p.leased} leased, ${p.files} files committed${p.floor !== null ? `, floor ${t(p.floor)}` : ""}\n`,
+      );
+    }
+    process.stdout.write(`history (newest first):\n`);
+    for (const h of hist.slice(0, 20)) {
+      process.stdout.write(
+        `  ${h.runId} ${h.status.padEnd(9)} ${h.mode.padEnd(7)} ${h.committed ? `v${h.version}` : "-"} ${h.files} files\n`,
+      );
+    }
+  } finally {
+    await redis.quit();
+  }
+}
+
+/** `tranche bookmark reset <job>` and `tranche bookmark rewind <job> --to-run RUN`. Output is never touched. */
+export async function bookmarkChangeCommand(
+  jobName: string,
+  action: "reset" | "rewind",
+  opts: { config?: string; toRun?: string },
+): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  getJob(cfg, jobName);
+  if (action === "rewind" && !opts.toRun)
+    throw new ConfigError("bookmark rewind needs --to-run RUN_ID (see 'tranche bookmark show JOB' for run ids)");
+  const redis = await connectRedis(cfg.redis.url);
+  try {
+    const store = new BookmarkStore(redis, cfg.prefix, jobName);
+    if (action === "reset") {
+      await store.reset();
+      process.stdout.write(`bookmark of job ${jobName} reset: the next run starts over (output was not touched)\n`);
+    } else {
+      const version = await store.rewind(opts.toRun!);
+      process.stdout.write(
+        `bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}); output was not touched\n`,
       );
     }
   } finally {

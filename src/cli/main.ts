@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { TrancheError } from "../errors.js";
 import { demoCommand } from "../demo/demo.js";
-import { runCommand, statusCommand, workerCommand } from "./commands.js";
+import { bookmarkChangeCommand, bookmarkShowCommand, runCommand, statusCommand, workerCommand } from "./commands.js";
 
 function int(name: string) {
   return (v: string) => {
@@ -24,6 +24,8 @@ program
   .option("--bounded-files <n>", "override the bound for this run: at most N files")
   .option("--bounded-size <bytes>", "override the bound for this run: at most BYTES bytes")
   .addOption(new Option("--bookmark <mode>", "bookmark mode for this run").choices(["enable", "disable", "pause"]))
+  .option("--from <runId>", "with --bookmark pause: replay what arrived after this run…")
+  .option("--to <runId>", "…up to this run (both or neither)")
   .option("--threads <n>", "worker threads for this run", int("--threads"))
   .option("--metrics-port <port>", "serve /metrics while running", int("--metrics-port"))
   .option("--json", "print one JSON object per run on stdout")
@@ -54,6 +56,31 @@ program
   .option("--json", "print JSON")
   .action(async (job: string | undefined, o) => {
     await statusCommand(job, o);
+  });
+
+const bookmark = program.command("bookmark").description("show, reset or rewind a job's bookmark (output is never touched)");
+bookmark
+  .command("show <job>")
+  .description("the bookmark as Glue's JobBookmarkEntry, per-partition detail and run history")
+  .option("-c, --config <file>", "config file")
+  .option("--json", "print JSON")
+  .action(async (job: string, o) => {
+    await bookmarkShowCommand(job, o);
+  });
+bookmark
+  .command("reset <job>")
+  .description("everything of the job starts over (refused while a run is in progress)")
+  .option("-c, --config <file>", "config file")
+  .action(async (job: string, o) => {
+    await bookmarkChangeCommand(job, "reset", o);
+  });
+bookmark
+  .command("rewind <job>")
+  .description("restore the state after an earlier run (refused while a run is in progress)")
+  .requiredOption("--to-run <runId>", "the run whose end state to restore")
+  .option("-c, --config <file>", "config file")
+  .action(async (job: string, o) => {
+    await bookmarkChangeCommand(job, "rewind", o);
   });
 
 program

@@ -1,6 +1,4 @@
 import type { Bound } from "../config/bounds.js";
-import type { PartitionView } from "../bookmark/rules.js";
-import { classify } from "../bookmark/rules.js";
 import { compileExclusions, parsePartition } from "../source/partitions.js";
 import type { Source } from "../source/types.js";
 import type { PlannedFile } from "./batches.js";
@@ -11,9 +9,11 @@ export interface PlanInput {
   partitionKeys: readonly string[];
   exclusions: readonly string[];
   bound: Bound;
-  runId: string;
-  /** Loads the bookmark view of one partition; called once per partition seen. */
-  view(partition: string): Promise<PartitionView>;
+  /**
+   * Returns the test "is this file unprocessed?" for one partition (from its bookmark); called once
+   * per partition seen.
+   */
+  isNew(partition: string): Promise<(file: { key: string; lastModified: number }) => boolean>;
   /** Called after each listed page. */
   onPage?(listed: number): void;
 }
@@ -41,7 +41,7 @@ export interface Plan {
 export async function planRun(input: PlanInput): Promise<Plan> {
   const selector = new BoundedSelector<PlannedFile>(input.bound);
   const excluded = compileExclusions(input.exclusions);
-  const views = new Map<string, PartitionView>();
+  const views = new Map<string, (file: { key: string; lastModified: number }) => boolean>();
   const partitionValues = new Map<string, Record<string, string>>();
   let listed = 0;
   let excludedCount = 0;
@@ -55,11 +55,11 @@ export async function planRun(input: PlanInput): Promise<Plan> {
       const p = parsePartition(obj.key, input.partitionKeys);
       let view = views.get(p.id);
       if (!view) {
-        view = await input.view(p.id);
+        view = await input.isNew(p.id);
         views.set(p.id, view);
         partitionValues.set(p.id, p.values);
       }
-      if (classify(view, obj, input.runId) === "new") {
+      if (view(obj)) {
         selector.offer({ key: obj.key, size: obj.size, lastModified: obj.lastModified, etag: obj.etag, partition: p.id });
       }
     }

@@ -52,7 +52,7 @@ export async function processBatch(
   const store = new BookmarkStore(o.redis, d.prefix, d.job);
   const k = store.k;
   const started = process.hrtime.bigint();
-  const todo = d.spec.updateState ? await store.pending(d.partition, d.runId, d.files) : d.files;
+  const todo = await store.pending(d.partition, d.runId, d.files, d.spec.updateState);
   const log = o.log.child({ job: d.job, runId: d.runId, batch: job.id, partition: d.partition, attempt: job.attemptsMade + 1 });
   log.debug("batch started", { files: d.files.length, pending: todo.length });
   const ok: { f: BatchJobData["files"][number]; r: FileResult }[] = [];
@@ -94,15 +94,14 @@ export async function processBatch(
       }
     }),
   );
-  // Commit what was written, in one atomic step; files that failed stay leased and are retried.
+  // Stage what was written, in one atomic step, for the run to commit at its end; a retry skips
+  // these. Files that failed stay leased and are retried.
   const files = ok.map(({ f }) => ({ key: f.key, lastModified: f.lastModified, size: f.size }));
-  const res = await store.commitBatch({
+  const staged = await store.stageBatch({
     partition: d.partition,
     runId: d.runId,
     commitId: `${job.id}#${randomUUID()}`,
     finalBatchId: failed.length === 0 ? job.id! : undefined,
-    bandMs: d.spec.bandMs,
-    updateState: d.spec.updateState,
     files,
   });
   batchDuration.observe({ job: d.job }, Number(process.hrtime.bigint() - started) / 1e9);
@@ -114,15 +113,10 @@ export async function processBatch(
       .ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1)
       .exec();
     batchesTotal.inc({ job: d.job, outcome: "retry" });
-    throw new Error(`${failed.length} of ${todo.length} files failed (${res.committed} committed); first: ${failed[0]!.reason}`);
+    throw new Error(`${failed.length} of ${todo.length} files failed (${staged} written); first: ${failed[0]!.reason}`);
   }
   batchesTotal.inc({ job: d.job, outcome: "ok" });
-  log.debug("batch committed", {
-    files: todo.length,
-    committed: res.committed,
-    already: res.already,
-    skipped: d.files.length - todo.length,
-  });
+  log.debug("batch done", { files: todo.length, staged, skipped: d.files.length - todo.length });
   return { files: todo.length, failed: 0 };
 }
 

@@ -2,10 +2,11 @@ import { Queue } from "bullmq";
 import type { Redis, RedisOptions } from "ioredis";
 import { describeBound, resolveBound, type BoundOptions } from "../config/bounds.js";
 import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js";
-import { ConcurrentRunsExceededError } from "../errors.js";
+import { ConcurrentRunsExceededError, ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { backlogBytes, backlogFiles, backlogOldestAge, runsTotal } from "../metrics/registry.js";
-import { BookmarkStore } from "../bookmark/store.js";
+import { BookmarkStore, normalizeState, RUN_TTL_S, type BookmarkState } from "../bookmark/store.js";
+import { classify, covers } from "../bookmark/rules.js";
 import { splitIntoBatches } from "../planner/batches.js";
 import { planRun } from "../planner/plan.js";
 import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
@@ -14,6 +15,46 @@ import { openSource } from "../source/open.js";
 import { newRunId } from "./run-id.js";
 
 export type RunStatus = "succeeded" | "failed" | "empty";
+
+/**
+ * Which listed files a run takes, per partition. `enable` and `pause`: what the bookmark does not
+ * cover (and no other live run holds). `disable`: everything. `pause` with `from`/`to`: what the
+ * state after run `to` covers and the state after run `from` does not.
+ */
+async function selectionRule(
+  store: BookmarkStore,
+  mode: BookmarkMode,
+  runId: string,
+  bandMs: number,
+  from: string | undefined,
+  to: string | undefined,
+  /** Filled with each partition's leases of ended runs on files the listing did not show (yet). */
+  unseenStale: Map<string, Map<string, string>>,
+): Promise<(partition: string) => Promise<(f: { key: string; lastModified: number }) => boolean>> {
+  if ((from === undefined) !== (to === undefined)) {
+    throw new ConfigError(`--from and --to go together: give both run ids or neither (got ${from ? `--from ${from}` : `--to ${to}`})`);
+  }
+  if (from !== undefined && mode !== "pause") {
+    throw new ConfigError(`--from/--to need bookmark mode pause (got ${mode}); add --bookmark pause`);
+  }
+  if (mode === "disable") return async () => () => true;
+  if (from !== undefined && to !== undefined) {
+    const toMap = (s: BookmarkState) =>
+      new Map(Object.entries(s).map(([p, v]) => [p, { wm: v.wm, floor: v.floor, band: new Map(v.band) }] as const));
+    const a = toMap(normalizeState((await store.stateAfter(from)).state));
+    const b = toMap(normalizeState((await store.stateAfter(to)).state));
+    return async (p) => (f) => covers(b.get(p), bandMs, f) && !covers(a.get(p), bandMs, f);
+  }
+  return async (p) => {
+    const view = await store.loadView(p, bandMs);
+    const unseen = new Map(view.staleLeases);
+    if (unseen.size) unseenStale.set(p, unseen);
+    return (f) => {
+      unseen.delete(f.key);
+      return classify(view, f, runId) === "new";
+    };
+  };
+}
 
 /** One run's outcome, as printed by `tranche run --json` and kept in the job's history. */
 export interface RunSummary {
@@ -24,8 +65,13 @@ export interface RunSummary {
   previousRunId: string | null;
   mode: BookmarkMode;
   bound: string;
+  /** Files (and their bytes) this run processed and wrote. */
   files: number;
   bytes: number;
+  /** Whether the run moved the bookmark (mode enable and every batch succeeded). */
+  committed: boolean;
+  /** The bookmark version after the commit, or null. */
+  version: number | null;
   batches: number;
   batchesFailed: number;
   fileFailures: number;
@@ -57,13 +103,15 @@ export interface RunOptions {
   log: Logger;
   override?: BoundOptions;
   mode?: BookmarkMode;
+  /** With mode `pause`: replay what arrived after run `from` up to run `to` (both or neither). */
+  from?: string;
+  to?: string;
   onProgress?(p: RunProgress): void;
   /** Poll interval while waiting for batches. Default 200 ms. */
   pollMs?: number;
 }
 
 const SLOT_TTL_MS = 30_000;
-const RUN_KEY_TTL_S = 7 * 24 * 3600;
 
 /**
  * One bounded run: takes a run slot, plans (streamed listing × bookmark), leases the selected
@@ -89,19 +137,22 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
   const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.bullConnection, prefix: o.cfg.prefix });
   queue.on("error", (err) => log.warn("queue connection error", { reason: err.message }));
+  let unlockPlanning = async () => undefined as void;
   try {
-    await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_KEY_TTL_S).exec();
+    await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_TTL_S).exec();
     const bandMs = job.bookmark.maxBand * 1000;
+    if (mode === "enable") unlockPlanning = await store.lockPlanning(runId);
+    const unseenStale = new Map<string, Map<string, string>>();
     const plan = await planRun({
       source: await openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
       partitionKeys: job.source.partitionKeys,
       exclusions: job.source.exclusions,
       bound,
-      runId,
-      view: (p) =>
-        mode === "disable" ? Promise.resolve({ wm: null, bandMs, done: new Map(), liveLeases: new Map() }) : store.loadView(p, bandMs),
+      isNew: await selectionRule(store, mode, runId, bandMs, o.from, o.to, unseenStale),
       onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
     });
+    // Leases of failed runs on files deleted since then would hold the watermark forever.
+    if (mode === "enable") for (const [p, stale] of unseenStale) if (stale.size) await store.dropStaleLeases(p, stale);
     backlogFiles.set({ job: o.job }, plan.remainingFiles);
     backlogBytes.set({ job: o.job }, plan.remainingBytes);
     backlogOldestAge.set({ job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
@@ -128,6 +179,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       for (const [p, files] of byPart) for (const k of await store.lease(p, runId, files)) leased.add(`${p}\u0000${k}`);
       selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
     }
+    await unlockPlanning();
     const batches = splitIntoBatches(selected, job.batchFiles);
     const files = selected.length;
     const bytes = selected.reduce((s, f) => s + f.size, 0);
@@ -202,6 +254,9 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     const batchesFailed = Number(h.batchesFailed ?? 0);
     const status: RunStatus = batches.length === 0 ? "empty" : batchesFailed > 0 ? "failed" : "succeeded";
     const errors = await o.redis.lrange(store.k.runErrors(runId), 0, 9);
+    const written = Number(h.filesStaged ?? 0);
+    const writtenBytes = Number(h.bytesStaged ?? 0);
+    const commits = mode === "enable" && status === "succeeded";
     const ended = Date.now();
     const summary: RunSummary = {
       runId,
@@ -211,26 +266,42 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       previousRunId,
       mode,
       bound: describeBound(bound),
-      files: Number(h.filesCommitted ?? 0),
-      bytes: Number(h.bytesCommitted ?? 0),
+      files: written,
+      bytes: writtenBytes,
+      committed: commits,
+      version: null,
       batches: batches.length,
       batchesFailed,
       fileFailures: Number(h.fileFailures ?? 0),
       badRecords: Number(h.badRecords ?? 0),
-      remainingFiles: plan.remainingFiles + (files - Number(h.filesCommitted ?? 0)),
-      remainingBytes: plan.remainingBytes + (bytes - Number(h.bytesCommitted ?? 0)),
+      // Without a commit nothing left the backlog.
+      remainingFiles: plan.remainingFiles + (commits ? 0 : plan.files),
+      remainingBytes: plan.remainingBytes + (commits ? 0 : plan.bytes),
       listed: plan.listed,
       startedAt: new Date(started).toISOString(),
       endedAt: new Date(ended).toISOString(),
       durationMs: ended - started,
       errors,
     };
-    await o.redis
-      .multi()
-      .hset(runKey, { status, endedAt: ended })
-      .lpush(store.k.history, JSON.stringify(summary))
-      .ltrim(store.k.history, 0, job.bookmark.historySize - 1)
-      .exec();
+    if (mode === "pause" || mode === "disable") {
+      summary.remainingFiles = plan.remainingFiles;
+      summary.remainingBytes = plan.remainingBytes;
+    }
+    if (commits) {
+      // One atomic step: the bookmark moves from before this run to after it, and the history
+      // records the state after it.
+      const { version } = await store.commitRun({
+        runId,
+        bandMs,
+        maxFilesInBand: job.bookmark.maxFilesInBand,
+        historySize: job.bookmark.historySize,
+        summary,
+      });
+      summary.version = version;
+    } else {
+      await store.recordRun(summary, job.bookmark.historySize);
+    }
+    await o.redis.hset(runKey, { status, endedAt: ended });
     runsTotal.inc({ job: o.job, status });
     log.info("run finished", {
       status,
@@ -245,6 +316,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     runsTotal.inc({ job: o.job, status: "failed" });
     throw err;
   } finally {
+    await unlockPlanning().catch(() => undefined);
     clearInterval(heartbeat);
     await store.releaseRun(runId).catch(() => undefined);
     await queue.close();

@@ -1,6 +1,7 @@
 import type { TrancheConfig } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import { planRun } from "../planner/plan.js";
+import { classify } from "../bookmark/rules.js";
 import { openSource } from "../source/open.js";
 
 /** The backlog of a job: unprocessed files and bytes, and the age of the oldest one (one listing). */
@@ -12,8 +13,10 @@ export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkSt
     partitionKeys: j.source.partitionKeys,
     exclusions: j.source.exclusions,
     bound: { kind: "files", limit: 1 },
-    runId: "status",
-    view: (p) => store.loadView(p, bandMs),
+    isNew: async (p) => {
+      const view = await store.loadView(p, bandMs);
+      return (f) => classify(view, f, "status") === "new";
+    },
   });
   return {
     files: plan.files + plan.remainingFiles,

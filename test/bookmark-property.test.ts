@@ -1,0 +1,162 @@
+import fc from "fast-check";
+import { afterAll, describe, expect, it } from "vitest";
+import { classify } from "../src/bookmark/rules.js";
+import { BookmarkStore } from "../src/bookmark/store.js";
+import { planRun } from "../src/planner/plan.js";
+import { parsePartition } from "../src/source/partitions.js";
+import type { Source, SourceObject } from "../src/source/types.js";
+import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
+
+/**
+ * The bookmark's promise, checked over random histories on real Redis: files arrive (also late,
+ * inside the band, and many in the same second), get rewritten, and runs (some at once) plan,
+ * lease, process, stage and commit, or crash at any point. The runs here use the real planner,
+ * the real Lua scripts and the real store; only "processing" is a map in memory.
+ */
+const redis = redisClient();
+const prefixes: string[] = [];
+afterAll(async () => {
+  for (const p of prefixes) await cleanPrefix(redis, p);
+  await redis.quit();
+});
+
+const BAND_MS = 10_000;
+type Crash = "none" | "before-stage" | "after-stage" | "partial";
+type Step =
+  | { kind: "arrive"; n: number; late: boolean; part: number }
+  | { kind: "rewrite"; pick: number }
+  | { kind: "runs"; bounds: number[]; crashes: Crash[] };
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  fc.record({
+    kind: fc.constant("arrive" as const),
+    n: fc.integer({ min: 1, max: 12 }),
+    late: fc.boolean(),
+    part: fc.integer({ min: 0, max: 2 }),
+  }),
+  fc.record({ kind: fc.constant("rewrite" as const), pick: fc.nat() }),
+  fc.record({
+    kind: fc.constant("runs" as const),
+    bounds: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 3 }),
+    crashes: fc.array(fc.constantFrom<Crash>("none", "none", "before-stage", "after-stage", "partial"), { minLength: 3, maxLength: 3 }),
+  }),
+);
+
+async function simulate(steps: Step[], withCrashes: boolean) {
+  const prefix = uniquePrefix("prop");
+  prefixes.push(prefix);
+  const store = new BookmarkStore(redis, prefix, "prop");
+  const files = new Map<string, number>(); // key → current last-modified
+  let clock = 1_000_000;
+  let seq = 0;
+  const processed = new Map<string, number>(); // "key@lm" → times processed
+  const committed = new Map<string, number>(); // "key@lm" → times committed
+  const output = new Map<string, number>(); // key → lm of the version written
+  const source: Source = {
+    uri: "mem://",
+    async *list() {
+      // Listing order is not selection order.
+      yield [...files].reverse().map(([key, lm]): SourceObject => ({ key, size: 10, lastModified: lm, etag: "" }));
+    },
+    open: () => Promise.reject(new Error("unused")),
+  };
+
+  async function run(runId: string, bound: number, crash: Crash) {
+    const slot = await store.acquireRun(runId, 60_000, 3);
+    if (!slot.ok) return;
+    const unlock = await store.lockPlanning(runId);
+    const plan = await planRun({
+      source,
+      partitionKeys: ["p"],
+      exclusions: [],
+      bound: { kind: "files", limit: bound },
+      isNew: async (p) => {
+        const v = await store.loadView(p, BAND_MS);
+        return (f) => classify(v, f, runId) === "new";
+      },
+    });
+    const byPart = new Map<string, typeof plan.selected>();
+    for (const f of plan.selected) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
+    const mine: typeof plan.selected = [];
+    for (const [p, fs] of byPart) {
+      const got = await store.lease(p, runId, fs);
+      mine.push(...fs.filter((f) => got.has(f.key)));
+    }
+    await unlock();
+    return { runId, crash, mine };
+  }
+
+  async function finish(r: NonNullable<Awaited<ReturnType<typeof run>>>) {
+    const todo = r.crash === "partial" ? r.mine.slice(0, Math.floor(r.mine.length / 2)) : r.mine;
+    for (const f of r.crash === "before-stage" ? [] : todo) {
+      const id = `${f.key}@${f.lastModified}`;
+      processed.set(id, (processed.get(id) ?? 0) + 1);
+      if (!output.has(f.key) || output.get(f.key)! <= f.lastModified) output.set(f.key, f.lastModified);
+      await store.stageBatch({
+        partition: f.partition,
+        runId: r.runId,
+        commitId: `${r.runId}:${f.key}`,
+        files: [{ key: f.key, lastModified: f.lastModified, size: 10 }],
+      });
+    }
+    if (r.crash === "none") {
+      await store.commitRun({ runId: r.runId, bandMs: BAND_MS, maxFilesInBand: 1_000_000, historySize: 5, summary: { runId: r.runId } });
+      for (const f of r.mine) {
+        const id = `${f.key}@${f.lastModified}`;
+        committed.set(id, (committed.get(id) ?? 0) + 1);
+      }
+    }
+    await store.releaseRun(r.runId); // a crashed run's slot expires; here at once
+  }
+
+  let runNo = 0;
+  for (const s of steps) {
+    if (s.kind === "arrive") {
+      clock += 1000; // whole seconds, as S3 reports
+      for (let i = 0; i < s.n; i++) {
+        const lm = s.late ? clock - Math.floor(BAND_MS / 2 / 1000) * 1000 : clock;
+        files.set(`p=${s.part}/f${seq++}`, lm);
+      }
+    } else if (s.kind === "rewrite") {
+      if (files.size === 0) continue;
+      const key = [...files.keys()][s.pick % files.size]!;
+      clock += 1000;
+      files.set(key, clock);
+    } else {
+      const started = [];
+      for (let i = 0; i < s.bounds.length; i++) {
+        const r = await run(`r${String(++runNo).padStart(4, "0")}`, s.bounds[i]!, withCrashes ? s.crashes[i]! : "none");
+        if (r) started.push(r);
+      }
+      for (const r of started.reverse()) await finish(r);
+    }
+  }
+  // Drain without crashes.
+  for (let i = 0; i < 200; i++) {
+    const r = await run(`d${String(i).padStart(4, "0")}`, 50, "none");
+    if (!r || r.mine.length === 0) {
+      if (r) await store.releaseRun(r.runId);
+      break;
+    }
+    await finish(r);
+  }
+  return { files, processed, committed, output, store };
+}
+
+describe("bookmark property", () => {
+  it("every file present at the end has exactly one output, committed exactly once; without crashes none is processed twice", async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), fc.boolean(), async (steps, withCrashes) => {
+        const { files, processed, committed, output } = await simulate(steps, withCrashes);
+        for (const [key, lm] of files) {
+          expect(output.get(key), `output of ${key}`).toBe(lm);
+          expect(committed.get(`${key}@${lm}`), `commits of ${key}@${lm}`).toBe(1);
+        }
+        for (const [id, n] of committed) expect(n, `commits of ${id}`).toBe(1);
+        if (!withCrashes) for (const [id, n] of processed) expect(n, `processing of ${id}`).toBe(1);
+        expect(parsePartition("p=1/x", ["p"]).id).toBe("p=1");
+      }),
+      { numRuns: 40 },
+    );
+  });
+});
