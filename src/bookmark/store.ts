@@ -62,6 +62,7 @@ type ScriptRedis = Redis & {
   trancheLeaseFiles(k1: string, k2: string, k3: string, k4: string, ...args: (string | number)[]): Promise<string[]>;
   trancheDropLease(k1: string, k2: string, key: string, owner: string): Promise<number>;
   trancheUnlock(k1: string, owner: string): Promise<number>;
+  trancheKeepLock(k1: string, owner: string, ttlMs: number): Promise<number>;
   trancheStageBatch(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<number>;
   trancheCommitRun(nKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
   trancheRestoreState(nKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
@@ -80,6 +81,10 @@ export function withScripts(redis: Redis): ScriptRedis {
     redis.defineCommand("trancheUnlock", {
       numberOfKeys: 1,
       lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
+    });
+    redis.defineCommand("trancheKeepLock", {
+      numberOfKeys: 1,
+      lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
     });
     redis.defineCommand("trancheStageBatch", { numberOfKeys: 3, lua: STAGE_BATCH });
     // Variable key counts: the caller passes the number of keys first.
@@ -139,7 +144,10 @@ export class BookmarkStore {
       if (Date.now() > until) throw new Error(`waited ${waitMs / 1000}s for another run of job "${this.job}" to finish planning`);
       await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
     }
+    // Planning a huge listing can outlast the TTL: keep the lock while this process is alive.
+    const keep = setInterval(() => void this.r.trancheKeepLock(this.k.planLock, runId, ttlMs).catch(() => undefined), ttlMs / 3);
     return async () => {
+      clearInterval(keep);
       await this.r.trancheUnlock(this.k.planLock, runId).catch(() => undefined);
     };
   }

@@ -28,10 +28,15 @@ export const bookmarkSchema = z
     maxBand: z.number().int().min(0).default(900),
     /** Cap on files remembered inside the band (Glue's maxFilesInBand). Default 100000. */
     maxFilesInBand: z.number().int().positive().default(100_000),
-    /** Committed runs kept in history. Default 100. */
+    /** Runs kept in history. Default 100. */
     historySize: z.number().int().positive().default(100),
+    /** With mode `pause`: replay what arrived after run `from` up to run `to` (both or neither). */
+    from: z.string().min(1).optional(),
+    to: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => (b.from === undefined) === (b.to === undefined), { message: "from and to go together: give both run ids or neither" })
+  .refine((b) => b.from === undefined || b.mode === "pause", { message: "from/to need mode: pause" });
 
 export const workerSchema = z
   .object({

@@ -16,7 +16,6 @@ export interface BatchJobData {
     processor: string;
     processorOptions: Record<string, unknown>;
     s3: S3Settings;
-    bandMs: number;
     /** false in bookmark modes `disable` and `pause`: process, but leave the bookmark as it is. */
     updateState: boolean;
   };

@@ -21,7 +21,7 @@ export type RunStatus = "succeeded" | "failed" | "empty";
  * cover (and no other live run holds). `disable`: everything. `pause` with `from`/`to`: what the
  * state after run `to` covers and the state after run `from` does not.
  */
-async function selectionRule(
+export async function selectionRule(
   store: BookmarkStore,
   mode: BookmarkMode,
   runId: string,
@@ -122,6 +122,9 @@ const SLOT_TTL_MS = 30_000;
 export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const job: JobConfig = o.cfg.jobs[o.job]!;
   const mode = o.mode ?? job.bookmark.mode;
+  // A per-run mode or range replaces the job's; the job's range applies only to the job's mode.
+  const [from, to] =
+    o.mode !== undefined || o.from !== undefined || o.to !== undefined ? [o.from, o.to] : [job.bookmark.from, job.bookmark.to];
   const { bound } = resolveBound({ override: o.override, job: job.source });
   const store = new BookmarkStore(o.redis, o.cfg.prefix, o.job);
   const runId = newRunId();
@@ -148,7 +151,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       partitionKeys: job.source.partitionKeys,
       exclusions: job.source.exclusions,
       bound,
-      isNew: await selectionRule(store, mode, runId, bandMs, o.from, o.to, unseenStale),
+      isNew: await selectionRule(store, mode, runId, bandMs, from, to, unseenStale),
       onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
     });
     // Leases of failed runs on files deleted since then would hold the watermark forever.
@@ -204,7 +207,6 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
               processor: job.processor,
               processorOptions: job.processorOptions,
               s3: o.cfg.s3,
-              bandMs,
               updateState: mode === "enable",
             },
           },
@@ -222,9 +224,20 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     // Wait for every batch to commit or fail for good.
     const pollMs = o.pollMs ?? 200;
     let lastStateCheck = Date.now();
+    const COUNTERS = [
+      "batchesOk",
+      "batchesFailed",
+      "progressFiles",
+      "progressBytes",
+      "filesStaged",
+      "bytesStaged",
+      "fileFailures",
+      "badRecords",
+    ] as const;
     let h: Record<string, string> = {};
     for (;;) {
-      h = await o.redis.hgetall(runKey);
+      const values = await o.redis.hmget(runKey, ...COUNTERS);
+      h = Object.fromEntries(COUNTERS.map((c, i) => [c, values[i] ?? "0"]));
       const finished = Number(h.batchesOk ?? 0) + Number(h.batchesFailed ?? 0);
       o.onProgress?.({
         phase: "processing",
@@ -238,8 +251,9 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       if (Date.now() - lastStateCheck > 2000) {
         lastStateCheck = Date.now();
         // Ground truth from BullMQ, in case the worker that failed a batch died before recording it.
-        for (const id of ids) {
-          if (h[`batch:${id}`]) continue;
+        const done = ids.length ? await o.redis.hmget(runKey, ...ids.map((id) => `batch:${id}`)) : [];
+        for (const [i, id] of ids.entries()) {
+          if (done[i]) continue;
           const state = await queue.getJobState(id);
           if (state === "failed") {
             const j = await queue.getJob(id);

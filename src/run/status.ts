@@ -1,7 +1,7 @@
 import type { TrancheConfig } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import { planRun } from "../planner/plan.js";
-import { classify } from "../bookmark/rules.js";
+import { selectionRule } from "./runner.js";
 import { openSource } from "../source/open.js";
 
 /** The backlog of a job: unprocessed files and bytes, and the age of the oldest one (one listing). */
@@ -13,10 +13,7 @@ export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkSt
     partitionKeys: j.source.partitionKeys,
     exclusions: j.source.exclusions,
     bound: { kind: "files", limit: 1 },
-    isNew: async (p) => {
-      const view = await store.loadView(p, bandMs);
-      return (f) => classify(view, f, "status") === "new";
-    },
+    isNew: await selectionRule(store, "enable", "status", bandMs, undefined, undefined, new Map()),
   });
   return {
     files: plan.files + plan.remainingFiles,
