@@ -146,6 +146,32 @@ describe("bounded runs on a local folder", () => {
     expect(keys.some((k) => k.startsWith(`${h!.prefix}:batches.hashtag:`))).toBe(true);
   });
 
+  it("an empty source (only empty folders) gives an empty run", async () => {
+    h = await harness("emptysrc", { source: { partitionKeys: ["dt"] } });
+    const { mkdir } = await import("node:fs/promises");
+    await mkdir(path.join(h.inDir, "dt=2024-01-01", "nested"), { recursive: true });
+    h.startWorker();
+    const r = await h.run();
+    expect([r.status, r.files, r.listed]).toEqual(["empty", 0, 0]);
+  });
+
+  it("enqueuing the same batch twice is a no-op (deterministic batch ids)", async () => {
+    h = await harness("dedupe", {});
+    const { Queue } = await import("bullmq");
+    const { batchId, queueName } = await import("../src/queue/batch-job.js");
+    const { redisOptions } = await import("../src/redis.js");
+    const { REDIS_URL } = await import("./helpers/redis.js");
+    const q = new Queue(queueName(h.name), { connection: redisOptions(REDIS_URL), prefix: h.prefix });
+    const id = batchId(h.name, "run-1", "dt=2024-01-01", 0);
+    expect(batchId(h.name, "run-1", "dt=2024-01-01", 0)).toBe(id);
+    expect(batchId(h.name, "run-1", "dt=2024-01-02", 0)).not.toBe(id);
+    await q.add("batch", { n: 1 }, { jobId: id });
+    await q.add("batch", { n: 2 }, { jobId: id });
+    expect((await q.getJobCounts("waiting")).waiting).toBe(1);
+    expect((await q.getJob(id))!.data).toEqual({ n: 1 });
+    await q.close();
+  });
+
   it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
     h = await harness("slot", {});
     const store = new BookmarkStore(h.redis, h.prefix, h.name);
