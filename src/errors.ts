@@ -61,3 +61,15 @@ export class RunInProgressError extends TrancheError {
     this.name = "RunInProgressError";
   }
 }
+
+/** A run that may not commit any more: nothing of it was committed. Exit code 5. */
+export class RunLostError extends TrancheError {
+  constructor(job: string, runId: string, why: string) {
+    super(
+      "E_RUN_LOST",
+      `run ${runId} of job "${job}" did not commit: ${why}; nothing of it is in the bookmark, the next run takes its files again`,
+      5,
+    );
+    this.name = "RunLostError";
+  }
+}

@@ -79,7 +79,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
     for (const f of plan.selected) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
     const mine: typeof plan.selected = [];
     for (const [p, fs] of byPart) {
-      const got = await store.lease(p, runId, fs);
+      const got = await store.lease(p, runId, fs, BAND_MS);
       mine.push(...fs.filter((f) => got.has(f.key)));
     }
     await unlock();

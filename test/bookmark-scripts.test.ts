@@ -15,6 +15,7 @@ function store(name: string, prefix = uniquePrefix(name)) {
 }
 const f = (key: string, lastModified: number, size = 10) => ({ key, lastModified, size });
 async function commit(s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, maxFilesInBand = 100_000) {
+  await s.acquireRun(runId, 30_000, 100);
   await s.stageBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, finalBatchId: "b", files });
   return s.commitRun({ runId, bandMs, maxFilesInBand, historySize: 10, summary: { runId, status: "succeeded", mode: "enable" } });
 }
@@ -56,6 +57,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
   it("a replayed stage changes nothing; a committed file is not counted twice", async () => {
     const s = store("replay");
     const args = { partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] };
+    await s.acquireRun("r1", 30_000, 5);
     expect(await s.stageBatch(args)).toBe(1);
     expect(await s.stageBatch(args)).toBe(0);
     await s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: { runId: "r1" } });
@@ -66,6 +68,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("nothing reaches the bookmark until the run commits, and then all partitions at once", async () => {
     const s = store("atomic");
+    await s.acquireRun("r1", 30_000, 5);
     await s.stageBatch({ partition: "p1", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
     await s.stageBatch({ partition: "p2", runId: "r1", commitId: "c2", files: [f("b", 2000)] });
     expect((await s.summary()).partitions).toEqual([]);
@@ -97,10 +100,10 @@ describe("bookmark Lua scripts (real Redis)", () => {
     const s = store("lease");
     await s.acquireRun("r1", 30_000, 5);
     await s.acquireRun("r2", 30_000, 5);
-    expect([...(await s.lease("p", "r1", [f("old", 1000)]))]).toEqual(["old"]);
+    expect([...(await s.lease("p", "r1", [f("old", 1000)], 1000))]).toEqual(["old"]);
     // Another live run cannot take it.
-    expect([...(await s.lease("p", "r2", [f("old", 1000)]))]).toEqual([]);
-    await s.lease("p", "r2", [f("new", 50_000)]);
+    expect([...(await s.lease("p", "r2", [f("old", 1000)], 1000))]).toEqual([]);
+    await s.lease("p", "r2", [f("new", 50_000)], 1000);
     await commit(s, "r2", [f("new", 50_000)]);
     expect((await s.loadView("p", 1000)).wm).toBe(999);
     // r1 dies: its lease no longer blocks others, and the file is still selectable.
@@ -108,7 +111,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
     const v = await s.loadView("p", 1000);
     expect(classify(v, { key: "old", lastModified: 1000 }, "r3")).toBe("new");
     await s.acquireRun("r3", 30_000, 5);
-    expect([...(await s.lease("p", "r3", [f("old", 1000)]))]).toEqual(["old"]);
+    expect([...(await s.lease("p", "r3", [f("old", 1000)], 1000))]).toEqual(["old"]);
     await commit(s, "r3", [f("old", 1000)]);
     expect((await s.loadView("p", 1000)).wm).toBe(50_000);
   });
@@ -130,8 +133,8 @@ describe("bookmark Lua scripts (real Redis)", () => {
     await s.acquireRun("r1", 30_000, 5);
     await s.acquireRun("r2", 30_000, 5);
     await commit(s, "r0", [f("done", 1000)]);
-    await s.lease("p", "r2", [f("theirs", 1500)]);
-    await s.lease("p", "r1", [f("mine", 1500)]);
+    await s.lease("p", "r2", [f("theirs", 1500)], 1000);
+    await s.lease("p", "r1", [f("mine", 1500)], 1000);
     const files = [f("done", 1000), f("theirs", 1500), f("mine", 1500), f("free", 1600)];
     expect((await s.pending("p", "r1", files)).map((x) => x.key)).toEqual(["mine", "free"]);
   });
@@ -141,5 +144,74 @@ describe("bookmark Lua scripts (real Redis)", () => {
     await commit(s, "r1", [f("a", 1000)]);
     expect((await s.summary()).partitions[0]!.files).toBe(1);
     for (const k of await s.stateKeys()) expect(k.startsWith(s.prefix)).toBe(true);
+  });
+
+  it("refuses a lease below the current band edge (a concurrent commit moved it after planning)", async () => {
+    const s = store("edge");
+    await commit(s, "r1", [f("new", 100_000)]);
+    await s.acquireRun("r2", 30_000, 5);
+    // r2 planned before r1's commit and selected a late file that is now below the band.
+    expect([...(await s.lease("p", "r2", [f("late", 500), f("inband", 99_500)], 1000))]).toEqual(["inband"]);
+  });
+
+  it("a run that lost its slot, or outlived a reset, cannot commit", async () => {
+    const { RunLostError } = await import("../src/errors.js");
+    const s = store("lost");
+    await s.acquireRun("r1", 30_000, 5);
+    await s.stageBatch({ partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
+    await s.releaseRun("r1");
+    await expect(s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: {} })).rejects.toBeInstanceOf(
+      RunLostError,
+    );
+    expect(await s.heartbeatRun("r1", 30_000)).toBe(false);
+
+    await s.acquireRun("r2", 30_000, 5);
+    const epoch = await s.epoch();
+    await s.stageBatch({ partition: "p", runId: "r2", commitId: "c2", files: [f("b", 2000)] });
+    await s.releaseRun("r2");
+    await s.reset();
+    await s.acquireRun("r2", 30_000, 5); // even if it got a slot back
+    await expect(s.commitRun({ runId: "r2", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: {}, epoch })).rejects.toThrow(
+      /reset or rewound while it ran/,
+    );
+    expect((await s.summary()).partitions).toEqual([]);
+  });
+
+  it("drops all of a run's leases at commit, also on files it did not stage", async () => {
+    const s = store("orphans");
+    await s.acquireRun("r1", 30_000, 5);
+    await s.lease("p", "r1", [f("a", 1000), f("skipped", 1100)], 1000);
+    await s.lease("q", "r1", [f("b", 1000)], 1000);
+    await s.stageBatch({ partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
+    await s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: {} });
+    const sum = await s.summary();
+    expect(sum.partitions.every((p) => p.leased === 0)).toBe(true);
+  });
+
+  it("history keeps only the partitions a run touched; rewind rebuilds the rest from older runs or leaves them", async () => {
+    const s = store("delta");
+    const stageAll = async (runId: string, parts: string[], lm: number) => {
+      await s.acquireRun(runId, 30_000, 5);
+      for (const p of parts) await s.stageBatch({ partition: p, runId, commitId: `${runId}${p}`, files: [f(`${p}-${lm}`, lm)] });
+      await s.commitRun({ runId, bandMs: 1000, maxFilesInBand: 10, historySize: 3, summary: { runId } });
+      await s.releaseRun(runId);
+    };
+    const many = Array.from({ length: 50 }, (_, i) => `d${String(i).padStart(2, "0")}`);
+    await stageAll("r1", many, 1000);
+    await stageAll("r2", ["d00"], 5000);
+    await stageAll("r3", ["d01"], 5000);
+    await stageAll("r4", ["d00", "new"], 9000);
+    const hist = await s.history();
+    expect(hist.map((e) => e.runId)).toEqual(["r4", "r3", "r2"]); // r1 trimmed (historySize 3)
+    expect(Object.keys(hist[2]!.state!)).toEqual(["d00"]);
+    expect(hist[2]!.parts).toHaveLength(50);
+    // Rewind to r2: d00 back to its r2 state, d01 to... its state after r2 is only in r1, which is gone.
+    await expect(s.rewind("r2")).rejects.toThrow(/history no longer holds partition d01's state/);
+    // Rewind to r3: d00 from r2's snapshot, d01 unchanged since r3, "new" deleted, d02..d49 left as they are.
+    await s.rewind("r3");
+    const v = await s.loadView("d00", 1000);
+    expect([v.wm, [...v.done.keys()]]).toEqual([5000, ["d00-5000"]]);
+    expect(await s.partitions()).toHaveLength(50);
+    expect((await s.loadView("d49", 1000)).wm).toBe(1000);
   });
 });

@@ -39,7 +39,7 @@ describe("bookmark state size and commit time", () => {
         byPart.set(p, [...(byPart.get(p) ?? []), f]);
       }
       for (const [p, files] of byPart) {
-        await store.lease(p, runId, files);
+        await store.lease(p, runId, files, 900_000);
         await store.stageBatch({ partition: p, runId, commitId: `${runId}-${p}`, finalBatchId: p, files });
       }
       await store.commitRun({ runId, bandMs: 900_000, maxFilesInBand: 100_000, historySize: 100, summary: { runId, status: "succeeded" } });
@@ -76,7 +76,7 @@ describe("bookmark state size and commit time", () => {
             const i = n++;
             return { key: `part-${String(i).padStart(7, "0")}`, lastModified: T0 + i * 1000, size: 1000 };
           });
-          const got = await s.lease("_", runId, files);
+          const got = await s.lease("_", runId, files, 900_000);
           expect(got.size).toBe(500);
           await s.stageBatch({ partition: "_", runId, commitId: runId, finalBatchId: "b", files });
           const t = process.hrtime.bigint();

@@ -172,6 +172,26 @@ describe("bounded runs on a local folder", () => {
     await q.close();
   });
 
+  it("dead-letters a file that fails in deadLetterAfterRuns runs, so the backlog moves on", async () => {
+    h = await harness("deadletter", { attempts: 1, bookmark: { deadLetterAfterRuns: 2 } });
+    await seed(h.inDir, 3);
+    await writeInput(h.inDir, "bad.json.gz", Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3]), T0 + 1500);
+    h.startWorker();
+    const r1 = await h.run();
+    expect([r1.status, r1.committed]).toEqual(["failed", false]);
+    const r2 = await h.run();
+    expect([r2.status, r2.committed, r2.files]).toEqual(["succeeded", true, 4]);
+    expect((await h.run()).status).toBe("empty");
+    const dead = await new BookmarkStore(h.redis, h.prefix, h.name).deadLetters();
+    expect(dead.total).toBe(1);
+    expect(dead.newest[0]).toMatchObject({
+      key: "bad.json.gz",
+      runs: 2,
+      reason: expect.stringMatching(/bad\.json\.gz: unexpected end of file/),
+    });
+    expect(await listFiles(h.outDir)).toHaveLength(3);
+  });
+
   it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
     h = await harness("slot", {});
     const store = new BookmarkStore(h.redis, h.prefix, h.name);

@@ -5,7 +5,7 @@ import { RESTORE_STATE } from "./scripts/restore-state.js";
 import { STAGE_BATCH } from "./scripts/stage-batch.js";
 import { LEASE_FILES } from "./scripts/lease-files.js";
 import { keys, type Keys } from "./keys.js";
-import { ConfigError, RunInProgressError } from "../errors.js";
+import { ConfigError, RunInProgressError, RunLostError } from "../errors.js";
 import { bandFloor, type PartitionView } from "./rules.js";
 
 /** Run records and staged files live this long (seconds). */
@@ -36,8 +36,16 @@ export interface HistoryEntry {
   bytes: number;
   committed: boolean;
   version?: number;
+  /** The state after the run of the partitions it touched. */
   state?: BookmarkState;
+  /** Every partition with state after the run. */
+  parts?: string[];
   [k: string]: unknown;
+}
+
+/** Lua's cjson writes an empty list as {}. */
+export function asArray<T>(v: T[] | Record<string, never> | undefined | null): T[] {
+  return Array.isArray(v) ? v : [];
 }
 
 /** Snapshots come out of Lua with strings for numbers and {} for empty lists. */
@@ -59,12 +67,12 @@ export function normalizeState(raw: object): BookmarkState {
 
 type ScriptRedis = Redis & {
   trancheAcquireRun(k1: string, ...args: (string | number)[]): Promise<(number | string)[]>;
-  trancheLeaseFiles(k1: string, k2: string, k3: string, k4: string, ...args: (string | number)[]): Promise<string[]>;
+  trancheLeaseFiles(...args: (string | number)[]): Promise<string[]>;
   trancheDropLease(k1: string, k2: string, key: string, owner: string): Promise<number>;
   trancheUnlock(k1: string, owner: string): Promise<number>;
   trancheKeepLock(k1: string, owner: string, ttlMs: number): Promise<number>;
   trancheStageBatch(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<number>;
-  trancheCommitRun(nKeys: number, ...args: (string | number)[]): Promise<[number, number]>;
+  trancheCommitRun(nKeys: number, ...args: (string | number)[]): Promise<[number, number | string, number?]>;
   trancheRestoreState(nKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
 };
 
@@ -73,7 +81,7 @@ export function withScripts(redis: Redis): ScriptRedis {
   const r = redis as ScriptRedis;
   if (typeof r.trancheAcquireRun !== "function") {
     redis.defineCommand("trancheAcquireRun", { numberOfKeys: 1, lua: ACQUIRE_RUN });
-    redis.defineCommand("trancheLeaseFiles", { numberOfKeys: 4, lua: LEASE_FILES });
+    redis.defineCommand("trancheLeaseFiles", { numberOfKeys: 6, lua: LEASE_FILES });
     redis.defineCommand("trancheDropLease", {
       numberOfKeys: 2,
       lua: "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]); return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0",
@@ -131,8 +139,14 @@ export class BookmarkStore {
     if (Number(res[0]) === 1) return { ok: true };
     return { ok: false, running: res.slice(1).map(String) };
   }
-  async heartbeatRun(runId: string, ttlMs: number): Promise<void> {
-    await this.r.zadd(this.k.active, "XX", Date.now() + ttlMs, runId);
+  /** Renews a run slot; false when the slot is gone (the run was presumed dead: it must not commit). */
+  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
+    return Number(await this.r.zadd(this.k.active, "XX", "CH", Date.now() + ttlMs, runId)) === 1;
+  }
+
+  /** The bookmark epoch: reset and rewind bump it, so that runs started before cannot commit after. */
+  async epoch(): Promise<string> {
+    return (await this.r.hget(this.k.jobMeta, "epoch")) ?? "0";
   }
   /**
    * Waits for the job's planning lock: concurrent runs plan and lease one after another, so each
@@ -159,19 +173,27 @@ export class BookmarkStore {
     return this.r.zrangebyscore(this.k.active, `(${Date.now()}`, "+inf");
   }
 
-  /** Reads what the planner needs for one partition: watermark, band, and live leases. */
+  /**
+   * Reads what the planner needs for one partition, in one MULTI (a consistent snapshot, so a
+   * concurrent commit cannot make committed files look new): watermark, floor, band, leases.
+   */
   async loadView(partition: string, bandMs: number): Promise<PartitionView> {
-    const [[wmRaw, floorRaw], leaseOwners, active] = await Promise.all([
-      this.r.hmget(this.k.meta(partition), "wm", "floor"),
-      this.r.hgetall(this.k.leaseRun(partition)),
-      this.r.zrangebyscore(this.k.active, `(${Date.now()}`, "+inf"),
-    ]);
-    const wm = wmRaw === null ? null : Number(wmRaw);
+    const res = (await this.r
+      .multi()
+      .hmget(this.k.meta(partition), "wm", "floor")
+      .hgetall(this.k.leaseRun(partition))
+      .zrangebyscore(this.k.active, `(${Date.now()}`, "+inf")
+      .zrange(this.k.done(partition), 0, -1, "WITHSCORES")
+      .exec())!;
+    const [wmRaw, floorRaw] = res[0]![1] as (string | null)[];
+    const leaseOwners = res[1]![1] as Record<string, string>;
+    const active = res[2]![1] as string[];
+    const flat = res[3]![1] as string[];
+    const wm = wmRaw === null || wmRaw === undefined ? null : Number(wmRaw);
     const floorAt = floorRaw === null || floorRaw === undefined ? null : Number(floorRaw);
-    const floor = bandFloor({ wm, bandMs, floor: floorAt });
-    const flat = await this.r.zrangebyscore(this.k.done(partition), Number.isFinite(floor) ? floor : "-inf", "+inf", "WITHSCORES");
+    const edge = bandFloor({ wm, bandMs, floor: floorAt });
     const done = new Map<string, number>();
-    for (let i = 0; i < flat.length; i += 2) done.set(flat[i]!, Number(flat[i + 1]));
+    for (let i = 0; i < flat.length; i += 2) if (Number(flat[i + 1]) >= edge) done.set(flat[i]!, Number(flat[i + 1]));
     const live = new Set(active);
     const liveLeases = new Map<string, string>();
     const staleLeases = new Map<string, string>();
@@ -180,16 +202,18 @@ export class BookmarkStore {
   }
 
   /** Leases files of one partition to a run; returns the keys it got. */
-  async lease(partition: string, runId: string, files: readonly CommitFile[]): Promise<Set<string>> {
+  async lease(partition: string, runId: string, files: readonly CommitFile[], bandMs: number): Promise<Set<string>> {
     const got = new Set<string>();
     for (let i = 0; i < files.length; i += 500) {
-      const args: (string | number)[] = [runId, Date.now()];
+      const args: (string | number)[] = [runId, Date.now(), bandMs, partition, RUN_TTL_S];
       for (const f of files.slice(i, i + 500)) args.push(f.key, f.lastModified);
       const taken = await this.r.trancheLeaseFiles(
         this.k.lease(partition),
         this.k.leaseRun(partition),
         this.k.active,
         this.k.done(partition),
+        this.k.meta(partition),
+        this.k.leasedParts(runId),
         ...args,
       );
       for (const t of taken) got.add(t);
@@ -263,27 +287,34 @@ export class BookmarkStore {
     maxFilesInBand: number;
     historySize: number;
     summary: object;
+    /** The bookmark epoch read when the run started (default: now). */
+    epoch?: string;
   }): Promise<{ version: number; runs: number }> {
-    const touched = (await this.r.smembers(this.k.stagedParts(args.runId))).sort();
-    const touchedSet = new Set(touched);
-    const others = (await this.partitions()).filter((p) => !touchedSet.has(p));
-    const keys = [this.k.jobMeta, this.k.parts, this.k.history];
-    for (const p of touched) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.staged(args.runId, p));
-    for (const p of others) keys.push(this.k.meta(p), this.k.done(p));
-    const argv = [
-      args.runId,
-      args.bandMs,
-      args.maxFilesInBand,
-      Date.now(),
-      args.historySize,
-      JSON.stringify(args.summary),
-      touched.length,
-      ...touched,
-      ...others,
-    ];
-    const [version, runs] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
-    await this.r.del(this.k.stagedParts(args.runId));
-    return { version: Number(version), runs: Number(runs) };
+    const epoch = args.epoch ?? (await this.epoch());
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const touched = (await this.r.sunion(this.k.stagedParts(args.runId), this.k.leasedParts(args.runId))).sort();
+      const keys = [
+        this.k.jobMeta,
+        this.k.parts,
+        this.k.history,
+        this.k.active,
+        this.k.stagedParts(args.runId),
+        this.k.leasedParts(args.runId),
+      ];
+      for (const p of touched) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.staged(args.runId, p));
+      const argv = [args.runId, args.bandMs, args.maxFilesInBand, args.historySize, JSON.stringify(args.summary), epoch, ...touched];
+      const [ok, a, b] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
+      if (Number(ok) === 1) return { version: Number(a), runs: Number(b) };
+      if (a === "parts") continue; // a late duplicate batch staged into another partition: retry with it
+      throw new RunLostError(
+        this.job,
+        args.runId,
+        a === "slot"
+          ? "it lost its run slot (it stopped renewing it for 30 s, e.g. Redis was unreachable or the process paused), so other runs may have taken its files"
+          : "the bookmark was reset or rewound while it ran",
+      );
+    }
+    throw new RunLostError(this.job, args.runId, "its batches kept staging into new partitions while it committed");
   }
 
   /** Pushes a run that committed nothing (failed, empty, disable or pause) on the history. */
@@ -300,33 +331,99 @@ export class BookmarkStore {
     return (await this.r.lrange(this.k.history, 0, -1)).map((h) => JSON.parse(h) as HistoryEntry);
   }
 
-  /** The state after a committed run, from the history; a clear error when it is not there. */
-  async stateAfter(runId: string): Promise<HistoryEntry & { state: BookmarkState }> {
-    const h = (await this.history()).find((e) => e.runId === runId);
-    if (!h)
+  /** A committed run's place in the history; a clear error when it is not there. */
+  private findCommitted(hist: HistoryEntry[], runId: string): number {
+    const i = hist.findIndex((e) => e.runId === runId);
+    if (i < 0) {
       throw new ConfigError(
         `run ${runId} of job "${this.job}" is not in the bookmark history (it keeps the last bookmark.historySize runs); see 'tranche bookmark show ${this.job}'`,
       );
-    if (!h.committed || !h.state)
+    }
+    const h = hist[i]!;
+    if (!h.committed) {
       throw new ConfigError(
         `run ${runId} of job "${this.job}" committed nothing (status ${h.status}, mode ${h.mode}); pick a run that committed`,
       );
-    return h as HistoryEntry & { state: BookmarkState };
+    }
+    return i;
+  }
+
+  /**
+   * The state of some partitions after a committed run, rebuilt from the history: each committed
+   * run keeps the state of the partitions it touched, so a partition's state after run R is its
+   * newest snapshot at or before R. `undefined` for a partition that did not exist then.
+   */
+  private stateAt(hist: HistoryEntry[], i: number, pids: Iterable<string>): BookmarkState & Record<string, PartitionState | undefined> {
+    const existed = new Set(asArray(hist[i]!.parts));
+    const out: Record<string, PartitionState | undefined> = {};
+    for (const p of pids) {
+      if (!existed.has(p)) {
+        out[p] = undefined;
+        continue;
+      }
+      const snap = hist.slice(i).find((e) => e.committed && e.state && e.state[p] !== undefined);
+      if (!snap) {
+        throw new ConfigError(
+          `the history no longer holds partition ${p}'s state after run ${hist[i]!.runId} of job "${this.job}"; raise bookmark.historySize to keep more runs`,
+        );
+      }
+      out[p] = normalizeState({ [p]: snap.state![p] })[p];
+    }
+    return out as BookmarkState & Record<string, PartitionState | undefined>;
+  }
+
+  /** Partitions that committed runs after history index `i` (newer ones) touched, up to index `j`. */
+  private touchedBetween(hist: HistoryEntry[], j: number, i: number): Set<string> {
+    const out = new Set<string>();
+    for (const e of hist.slice(j, i)) if (e.committed && e.state) for (const p of Object.keys(e.state)) out.add(p);
+    return out;
+  }
+
+  /**
+   * For `pause --from A --to B`: the states after A and after B of every partition that changed in
+   * between (others hold nothing to replay).
+   */
+  async rangeStates(
+    from: string,
+    to: string,
+  ): Promise<{ partitions: string[]; a: Record<string, PartitionState | undefined>; b: Record<string, PartitionState | undefined> }> {
+    const hist = await this.history();
+    const ia = this.findCommitted(hist, from);
+    const ib = this.findCommitted(hist, to);
+    if (ib > ia) throw new ConfigError(`--from ${from} is newer than --to ${to}; give the older run first`);
+    const changed = [...this.touchedBetween(hist, ib, ia)].sort();
+    return { partitions: changed, a: this.stateAt(hist, ia, changed), b: this.stateAt(hist, ib, changed) };
   }
 
   /** Restores the state after an earlier run (atomic; refused while a run is in progress). Output is not touched. */
   async rewind(runId: string): Promise<number> {
-    const target = await this.stateAfter(runId);
-    return this.restore(normalizeState(target.state), runId);
+    const hist = await this.history();
+    const i = this.findCommitted(hist, runId);
+    // Only partitions that later runs changed need restoring (or deleting, if they are newer).
+    const changed = this.touchedBetween(hist, 0, i);
+    const target = this.stateAt(hist, i, changed);
+    return this.restore(target, runId, [...changed]);
   }
 
   /** Deletes every piece of the job's bookmark state and history (atomic; refused while a run is in progress). */
   async reset(): Promise<void> {
-    await this.restore(null, "");
+    await this.restore(null, "", await this.partitions());
+    await this.r.del(this.k.failures, this.k.deadLetters);
   }
 
-  private async restore(target: BookmarkState | null, lastRunId: string): Promise<number> {
-    const pids = [...new Set([...(await this.partitions()), ...Object.keys(target ?? {})])].sort();
+  /** The newest dead-lettered files (see `bookmark.deadLetterAfterRuns`). */
+  async deadLetters(limit = 20): Promise<{ total: number; newest: Record<string, unknown>[] }> {
+    const [total, newest] = await Promise.all([this.r.llen(this.k.deadLetters), this.r.lrange(this.k.deadLetters, 0, limit - 1)]);
+    return { total, newest: newest.map((x) => JSON.parse(x) as Record<string, unknown>) };
+  }
+
+  /** Sets the given partitions to `target` (deleting those it lacks), atomically. */
+  private async restore(
+    target: Record<string, PartitionState | undefined> | null,
+    lastRunId: string,
+    partitions: string[],
+  ): Promise<number> {
+    const pids = [...partitions].sort();
     const keys = [this.k.jobMeta, this.k.parts, this.k.active];
     for (const p of pids) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p));
     if (!target) keys.push(this.k.history);
@@ -335,7 +432,7 @@ export class BookmarkStore {
       ...keys,
       Date.now(),
       lastRunId,
-      target ? JSON.stringify(target) : "",
+      target ? JSON.stringify(Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined))) : "",
       ...pids,
     );
     if (Number(res[0]) !== 1) throw new RunInProgressError(this.job, res.slice(1).map(String));

@@ -264,7 +264,7 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
   const redis = await connectRedis(cfg.redis.url);
   try {
     const store = new BookmarkStore(redis, cfg.prefix, jobName);
-    const [sum, hist] = await Promise.all([store.summary(), store.history()]);
+    const [sum, hist, dead] = await Promise.all([store.summary(), store.history(), store.deadLetters()]);
     const last = hist.find((h) => h.runId === sum.lastRunId);
     const state: Record<string, unknown> = {};
     for (const p of sum.partitions) state[p.partition] = { wm: p.wm, hwm: p.hwm, floor: p.floor, bandFiles: p.bandFiles, files: p.files };
@@ -277,6 +277,7 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
       RunId: sum.lastRunId,
       JobBookmark: JSON.stringify({ partitions: state }),
       Partitions: sum.partitions,
+      DeadLetters: dead,
       History: hist.map((h) => ({
         runId: h.runId,
         status: h.status,
@@ -303,6 +304,10 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
         `  ${p.partition}: watermark ${t(p.wm)}, ${p.bandFiles} files in band, ${p.leased} leased, ${p.files} files committed${p.floor !== null ? `, floor ${t(p.floor)}` : ""}\n`,
       );
     }
+    if (dead.total)
+      process.stdout.write(
+        `dead-lettered files: ${dead.total} (newest: ${String(dead.newest[0]?.key)}: ${String(dead.newest[0]?.reason)})\n`,
+      );
     process.stdout.write(`history (newest first):\n`);
     for (const h of hist.slice(0, 20)) {
       process.stdout.write(

@@ -28,6 +28,12 @@ export const bookmarkSchema = z
     maxBand: z.number().int().min(0).default(900),
     /** Cap on files remembered inside the band (Glue's maxFilesInBand). Default 100000. */
     maxFilesInBand: z.number().int().positive().default(100_000),
+    /**
+     * A file that fails (all attempts of its batch) in this many runs is dead-lettered: recorded
+     * with its reason in the job's dead-letter list and committed as done, so that one bad file
+     * cannot stop the backlog. 0 = never (every run fails until the file is fixed). Default 3.
+     */
+    deadLetterAfterRuns: z.number().int().min(0).default(3),
     /** Runs kept in history. Default 100. */
     historySize: z.number().int().positive().default(100),
     /** With mode `pause`: replay what arrived after run `from` up to run `to` (both or neither). */

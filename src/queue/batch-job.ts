@@ -16,6 +16,8 @@ export interface BatchJobData {
     processor: string;
     processorOptions: Record<string, unknown>;
     s3: S3Settings;
+    /** Failed in this many runs (on a batch's last attempt), a file is dead-lettered; 0 = never. */
+    deadLetterAfterRuns: number;
     /** false in bookmark modes `disable` and `pause`: process, but leave the bookmark as it is. */
     updateState: boolean;
   };

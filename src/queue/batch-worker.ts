@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { Worker, type Job } from "bullmq";
 import type { Redis, RedisOptions } from "ioredis";
-import { BookmarkStore } from "../bookmark/store.js";
+import { BookmarkStore, RUN_TTL_S } from "../bookmark/store.js";
 import { keys } from "../bookmark/keys.js";
 import type { Logger } from "../log.js";
 import { badRecords, batchDuration, batchesTotal, bytesProcessed, fileFailures, filesProcessed } from "../metrics/registry.js";
@@ -39,6 +39,8 @@ export async function markBatchFailed(redis: Redis, prefix: string, runId: strin
       .hincrby(k.run(runId), "batchesFailed", 1)
       .lpush(k.runErrors(runId), `batch ${batch} failed: ${reason}`)
       .ltrim(k.runErrors(runId), 0, MAX_RUN_ERRORS - 1)
+      .expire(k.runErrors(runId), RUN_TTL_S)
+      .expire(k.run(runId), RUN_TTL_S)
       .exec();
   }
 }
@@ -81,7 +83,7 @@ export async function processBatch(
         if (r.badRecords) {
           m.hincrby(k.run(d.runId), "badRecords", r.badRecords);
           for (const e of r.errors) m.lpush(k.runErrors(d.runId), e);
-          m.ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1);
+          m.ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1).expire(k.runErrors(d.runId), RUN_TTL_S);
         }
         await m.exec();
       } catch (err) {
@@ -94,9 +96,49 @@ export async function processBatch(
       }
     }),
   );
+  // A file that failed the last attempt of a batch in `deadLetterAfterRuns` runs is set aside:
+  // recorded in the job's dead-letter list (key, time, reason) and committed as done, so that one
+  // bad file cannot stop the backlog. Fix it and rewrite it (a newer time) to process it again.
+  const deadLettered: typeof failed = [];
+  const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  if (failed.length && finalAttempt && d.spec.deadLetterAfterRuns > 0 && d.spec.updateState) {
+    const byKey = new Map(d.files.map((f) => [f.key, f]));
+    for (const x of [...failed]) {
+      const f = byKey.get(x.key)!;
+      const runs = await o.redis.hincrby(k.failures, `${f.key}@${f.lastModified}`, 1);
+      if (runs >= d.spec.deadLetterAfterRuns) {
+        await o.redis
+          .multi()
+          .lpush(
+            k.deadLetters,
+            JSON.stringify({
+              key: f.key,
+              lastModified: f.lastModified,
+              partition: d.partition,
+              runId: d.runId,
+              runs,
+              reason: x.reason,
+              at: new Date().toISOString(),
+            }),
+          )
+          .ltrim(k.deadLetters, 0, 9999)
+          .hdel(k.failures, `${f.key}@${f.lastModified}`)
+          .hincrby(k.run(d.runId), "deadLettered", 1)
+          .exec();
+        failed.splice(failed.indexOf(x), 1);
+        deadLettered.push(x);
+        log.error("file dead-lettered after failing in repeated runs", { key: f.key, runs, reason: x.reason });
+      }
+    }
+  }
   // Stage what was written, in one atomic step, for the run to commit at its end; a retry skips
   // these. Files that failed stay leased and are retried.
-  const files = ok.map(({ f }) => ({ key: f.key, lastModified: f.lastModified, size: f.size }));
+  const byKey = new Map(d.files.map((f) => [f.key, f]));
+  const files = [...ok.map(({ f }) => f), ...deadLettered.map((x) => byKey.get(x.key)!)].map((f) => ({
+    key: f.key,
+    lastModified: f.lastModified,
+    size: f.size,
+  }));
   const staged = await store.stageBatch({
     partition: d.partition,
     runId: d.runId,
@@ -111,6 +153,7 @@ export async function processBatch(
       .hincrby(k.run(d.runId), "fileFailures", failed.length)
       .lpush(k.runErrors(d.runId), ...failed.map((x) => x.reason))
       .ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1)
+      .expire(k.runErrors(d.runId), RUN_TTL_S)
       .exec();
     batchesTotal.inc({ job: d.job, outcome: "retry" });
     throw new Error(`${failed.length} of ${todo.length} files failed (${staged} written); first: ${failed[0]!.reason}`);
@@ -142,7 +185,8 @@ export class BatchWorker {
       });
       w.on("failed", (j, err) => {
         if (!j) return;
-        const final = j.attemptsMade >= (j.opts.attempts ?? 1) || /stalled/i.test(err.message);
+        // BullMQ's own words when a batch stalled (its worker died) more than maxStalledCount times.
+        const final = j.attemptsMade >= (j.opts.attempts ?? 1) || /^job stalled more than allowable limit/i.test(err.message);
         this.o.log.warn(final ? "batch failed" : "batch will be retried", {
           job: j.data.job,
           batch: j.id,

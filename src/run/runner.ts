@@ -5,7 +5,7 @@ import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js
 import { ConcurrentRunsExceededError, ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { backlogBytes, backlogFiles, backlogOldestAge, runsTotal } from "../metrics/registry.js";
-import { BookmarkStore, normalizeState, RUN_TTL_S, type BookmarkState } from "../bookmark/store.js";
+import { BookmarkStore, RUN_TTL_S, type PartitionState } from "../bookmark/store.js";
 import { classify, covers } from "../bookmark/rules.js";
 import { splitIntoBatches } from "../planner/batches.js";
 import { planRun } from "../planner/plan.js";
@@ -39,11 +39,15 @@ export async function selectionRule(
   }
   if (mode === "disable") return async () => () => true;
   if (from !== undefined && to !== undefined) {
-    const toMap = (s: BookmarkState) =>
-      new Map(Object.entries(s).map(([p, v]) => [p, { wm: v.wm, floor: v.floor, band: new Map(v.band) }] as const));
-    const a = toMap(normalizeState((await store.stateAfter(from)).state));
-    const b = toMap(normalizeState((await store.stateAfter(to)).state));
-    return async (p) => (f) => covers(b.get(p), bandMs, f) && !covers(a.get(p), bandMs, f);
+    const r = await store.rangeStates(from, to);
+    const changed = new Set(r.partitions);
+    const asView = (v: PartitionState | undefined) => (v ? { wm: v.wm, floor: v.floor, band: new Map(v.band) } : undefined);
+    return async (p) => {
+      if (!changed.has(p)) return () => false;
+      const a = asView(r.a[p]);
+      const b = asView(r.b[p]);
+      return (f) => covers(b, bandMs, f) && !covers(a, bandMs, f);
+    };
   }
   return async (p) => {
     const view = await store.loadView(p, bandMs);
@@ -133,9 +137,20 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
 
   const slot = await store.acquireRun(runId, SLOT_TTL_MS, job.maxConcurrentRuns);
   if (!slot.ok) throw new ConcurrentRunsExceededError(o.job, job.maxConcurrentRuns, slot.running);
-  const heartbeat = setInterval(() => void store.heartbeatRun(runId, SLOT_TTL_MS).catch(() => undefined), SLOT_TTL_MS / 3);
-  const started = Date.now();
+  const epoch = await store.epoch();
   const runKey = store.k.run(runId);
+  const heartbeat = setInterval(
+    () =>
+      void store
+        .heartbeatRun(runId, SLOT_TTL_MS)
+        .then(async (held) => {
+          if (!held) log.error("run lost its slot (presumed dead by others); it will not commit");
+          await o.redis.expire(runKey, RUN_TTL_S);
+        })
+        .catch(() => undefined),
+    SLOT_TTL_MS / 3,
+  );
+  const started = Date.now();
   const previous = await o.redis.lindex(store.k.history, 0);
   const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
   const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.bullConnection, prefix: o.cfg.prefix });
@@ -179,7 +194,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         if (list) list.push(f);
         else byPart.set(f.partition, [f]);
       }
-      for (const [p, files] of byPart) for (const k of await store.lease(p, runId, files)) leased.add(`${p}\u0000${k}`);
+      for (const [p, files] of byPart) for (const k of await store.lease(p, runId, files, bandMs)) leased.add(`${p}\u0000${k}`);
       selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
     }
     await unlockPlanning();
@@ -207,6 +222,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
               processor: job.processor,
               processorOptions: job.processorOptions,
               s3: o.cfg.s3,
+              deadLetterAfterRuns: job.bookmark.deadLetterAfterRuns,
               updateState: mode === "enable",
             },
           },
@@ -310,6 +326,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         maxFilesInBand: job.bookmark.maxFilesInBand,
         historySize: job.bookmark.historySize,
         summary,
+        epoch,
       });
       summary.version = version;
     } else {

@@ -15,6 +15,7 @@ if #running > 0 then
   for _, r in ipairs(running) do out[#out + 1] = r end
   return out
 end
+local epoch = tonumber(redis.call('HGET', jobmeta, 'epoch') or '0') + 1
 local target = {}
 if targetJson ~= '' then target = cjson.decode(targetJson) end
 for i = 4, #ARGV do
@@ -26,7 +27,7 @@ for i = 4, #ARGV do
   if t then
     local fields = {'updatedAt', now}
     for _, f in ipairs({'wm', 'hwm', 'floor', 'files'}) do
-      if t[f] and t[f] ~= cjson.null then fields[#fields + 1] = f; fields[#fields + 1] = tostring(t[f]) end
+      if t[f] ~= nil and t[f] ~= cjson.null then fields[#fields + 1] = f; fields[#fields + 1] = string.format('%d', tonumber(t[f])) end
     end
     redis.call('HSET', meta, unpack(fields))
     for _, e in ipairs(t.band or {}) do redis.call('ZADD', done, e[2], e[1]) end
@@ -37,8 +38,11 @@ for i = 4, #ARGV do
 end
 if targetJson == '' then
   redis.call('DEL', jobmeta, parts, KEYS[#KEYS])
+  -- The epoch survives a reset, so that a run started before it cannot commit after it.
+  redis.call('HSET', jobmeta, 'epoch', epoch)
   return {1, 0}
 end
+redis.call('HSET', jobmeta, 'epoch', epoch)
 local version = redis.call('HINCRBY', jobmeta, 'version', 1)
 redis.call('HSET', jobmeta, 'lastRunId', lastRunId, 'updatedAt', now)
 return {1, version}

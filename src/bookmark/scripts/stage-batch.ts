@@ -13,8 +13,10 @@ local pid, commitId, final, ttl = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('HSETNX', run, 'commit:' .. commitId, '1') == 0 then return 0 end
 local n, bytes = 0, 0
 for i = 5, #ARGV, 3 do
-  n = n + redis.call('ZADD', staged, tonumber(ARGV[i + 1]), ARGV[i])
-  bytes = bytes + tonumber(ARGV[i + 2])
+  local added = redis.call('ZADD', staged, tonumber(ARGV[i + 1]), ARGV[i])
+  n = n + added
+  -- A duplicated batch (two workers on one stalled batch) must not count a file's bytes twice.
+  if added == 1 then bytes = bytes + tonumber(ARGV[i + 2]) end
 end
 if #ARGV >= 5 then
   redis.call('SADD', parts, pid)
@@ -26,5 +28,6 @@ redis.call('HINCRBY', run, 'bytesStaged', bytes)
 if final ~= '' and redis.call('HSETNX', run, 'batch:' .. final, 'ok') == 1 then
   redis.call('HINCRBY', run, 'batchesOk', 1)
 end
+redis.call('EXPIRE', run, ttl)
 return n
 `;
