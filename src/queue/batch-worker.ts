@@ -99,10 +99,10 @@ export async function processBatch(
   // A file that failed the last attempt of a batch in `deadLetterAfterRuns` runs is set aside:
   // recorded in the job's dead-letter list (key, time, reason) and committed as done, so that one
   // bad file cannot stop the backlog. Fix it and rewrite it (a newer time) to process it again.
+  const byKey = new Map(d.files.map((f) => [f.key, f]));
   const deadLettered: typeof failed = [];
   const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   if (failed.length && finalAttempt && d.spec.deadLetterAfterRuns > 0 && d.spec.updateState) {
-    const byKey = new Map(d.files.map((f) => [f.key, f]));
     for (const x of [...failed]) {
       const f = byKey.get(x.key)!;
       const runs = await o.redis.hincrby(k.failures, `${f.key}@${f.lastModified}`, 1);
@@ -133,7 +133,6 @@ export async function processBatch(
   }
   // Stage what was written, in one atomic step, for the run to commit at its end; a retry skips
   // these. Files that failed stay leased and are retried.
-  const byKey = new Map(d.files.map((f) => [f.key, f]));
   const files = [...ok.map(({ f }) => f), ...deadLettered.map((x) => byKey.get(x.key)!)].map((f) => ({
     key: f.key,
     lastModified: f.lastModified,
