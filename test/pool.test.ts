@@ -59,3 +59,27 @@ describe("worker pool", () => {
     expect(await readFile(path.join(h.outDir, "big-plain.ndjson"), "utf8")).toBe(body);
   });
 });
+
+describe("local sink", () => {
+  it("buffers small outputs, streams large ones, renames on commit and leaves nothing on abort", async () => {
+    const { LocalSink } = await import("../src/sink/local-sink.js");
+    const { mkdtemp, readFile: rf, readdir } = await import("node:fs/promises");
+    const os = await import("node:os");
+    const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-sink-"));
+    const sink = new LocalSink(dir);
+    const small = await sink.create("a/small.txt");
+    small.stream.write("hello ");
+    small.stream.write("world\n");
+    expect(await small.commit()).toEqual({ bytes: 12, location: path.join(dir, "a/small.txt") });
+    const big = await sink.create("a/big.bin");
+    const chunk = Buffer.alloc(300_000, 7);
+    for (let i = 0; i < 10; i++) if (!big.stream.write(chunk)) await new Promise((r) => big.stream.once("drain", r));
+    expect((await big.commit()).bytes).toBe(3_000_000);
+    expect((await rf(path.join(dir, "a/big.bin"))).length).toBe(3_000_000);
+    const aborted = await sink.create("a/never.txt");
+    aborted.stream.write("partial");
+    await aborted.abort();
+    expect((await readdir(path.join(dir, "a"))).sort()).toEqual(["big.bin", "small.txt"]);
+    expect(await rf(path.join(dir, "a/small.txt"), "utf8")).toBe("hello world\n");
+  });
+});

@@ -1,5 +1,5 @@
-import { createReadStream } from "node:fs";
-import { opendir, readFile, stat } from "node:fs/promises";
+import { createReadStream, readFileSync } from "node:fs";
+import { opendir, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Source, SourceObject } from "./types.js";
@@ -58,11 +58,14 @@ export class LocalSource implements Source {
     if (page.length) yield page;
   }
 
-  /** Reads a small file in one call (a stream would cost several more thread-pool round trips). */
+  /**
+   * Reads a small file in one blocking call. It runs in a worker thread, where blocking stops only
+   * that thread, and it saves the four thread-pool round trips of an async read.
+   */
   async readSmall(key: string): Promise<Buffer> {
     const full = path.join(this.root, key);
     try {
-      return await readFile(full);
+      return readFileSync(full);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") {
         throw Object.assign(new Error(`input file no longer exists: ${full}`), { code: "ENOENT" });
