@@ -173,4 +173,24 @@ describe("concurrent runs", () => {
     expect(await listFiles(h.outDir)).toHaveLength(30);
     expect(failed.errors.join("\n")).toMatch(/ENOTDIR|not a directory|EEXIST/i);
   });
+
+  it("a run that lost its slot while running commits nothing, is recorded as failed, and the next run takes its files", async () => {
+    const { h, taken } = await ledgerJob("lostslot", { batchFiles: 2 });
+    h.cfg.jobs.lostslot!.processorOptions.sleepMs = 100;
+    for (let i = 0; i < 6; i++) await put(h.inDir, `f${i}.json`, T0 + i * 1000);
+    h.startWorker(1);
+    const store = new BookmarkStore(h.redis, h.prefix, h.name);
+    const run = h.run();
+    let runId: string | undefined;
+    for (let i = 0; i < 200 && !runId; i++) {
+      runId = (await store.liveRuns())[0];
+      if (!runId) await new Promise((r) => setTimeout(r, 10));
+    }
+    await h.redis.zrem(store.k.active, runId!); // as if it had stopped renewing its slot for 30 s
+    await expect(run).rejects.toThrow(/did not commit: it lost its run slot/);
+    expect((await store.summary()).version).toBe(0);
+    expect((await store.history())[0]).toMatchObject({ runId, status: "failed", committed: false });
+    await taken();
+    expect((await h.run()).files).toBe(6);
+  });
 });

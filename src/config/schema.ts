@@ -91,6 +91,7 @@ export const configSchema = z
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_{}.-]+$/, "letters, digits, _ . - and {} only")
+      .refine((p) => !p.includes("{}"), "an empty hash tag {} puts keys in different Redis Cluster slots; use {name}")
       .default("tranche"),
     s3: z
       .object({

@@ -79,7 +79,11 @@ export async function processBatch(
           badRecords.inc({ job: d.job }, r.badRecords);
           log.warn("bad records skipped", { key: f.key, badRecords: r.badRecords, first: r.errors[0] });
         }
-        const m = o.redis.multi().hincrby(k.run(d.runId), "progressFiles", 1).hincrby(k.run(d.runId), "progressBytes", f.size);
+        const m = o.redis
+          .multi()
+          .hincrby(k.run(d.runId), "progressFiles", 1)
+          .hincrby(k.run(d.runId), "progressBytes", f.size)
+          .hdel(k.failures, `${f.key}@${f.lastModified}`); // it failed in an earlier run, maybe
         if (r.badRecords) {
           m.hincrby(k.run(d.runId), "badRecords", r.badRecords);
           for (const e of r.errors) m.lpush(k.runErrors(d.runId), e);

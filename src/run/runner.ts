@@ -344,6 +344,28 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     return summary;
   } catch (err) {
     await o.redis.hset(runKey, { status: "failed", endedAt: Date.now(), error: String(err) }).catch(() => undefined);
+    // The history shows runs that broke off too (best effort: Redis may be what failed).
+    const ended = Date.now();
+    await store
+      .recordRun(
+        {
+          runId,
+          job: o.job,
+          status: "failed",
+          attempt: 0,
+          previousRunId,
+          mode,
+          bound: describeBound(bound),
+          files: 0,
+          bytes: 0,
+          startedAt: new Date(started).toISOString(),
+          endedAt: new Date(ended).toISOString(),
+          durationMs: ended - started,
+          errors: [err instanceof Error ? err.message : String(err)],
+        },
+        job.bookmark.historySize,
+      )
+      .catch(() => undefined);
     runsTotal.inc({ job: o.job, status: "failed" });
     throw err;
   } finally {
