@@ -3,6 +3,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { classify } from "../src/bookmark/rules.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { planRun } from "../src/planner/plan.js";
+import { groupByPartition } from "../src/planner/batches.js";
 import { parsePartition } from "../src/source/partitions.js";
 import type { Source, SourceObject } from "../src/source/types.js";
 import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
@@ -75,10 +76,8 @@ async function simulate(steps: Step[], withCrashes: boolean) {
         return (f) => classify(v, f, runId) === "new";
       },
     });
-    const byPart = new Map<string, typeof plan.selected>();
-    for (const f of plan.selected) byPart.set(f.partition, [...(byPart.get(f.partition) ?? []), f]);
     const mine: typeof plan.selected = [];
-    for (const [p, fs] of byPart) {
+    for (const [p, fs] of groupByPartition(plan.selected)) {
       const got = await store.lease(p, runId, fs, BAND_MS);
       mine.push(...fs.filter((f) => got.has(f.key)));
     }

@@ -4,15 +4,11 @@ import { pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { RunInProgressError } from "../src/errors.js";
-import { harness } from "./helpers/harness.js";
+import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 
-type H = Awaited<ReturnType<typeof harness>>;
-let h: H | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+let h: Harness | undefined;
+afterEach(closeHarnesses);
 
 const T0 = Date.UTC(2024, 0, 1);
 const put = (root: string, key: string, mtime: number) => writeInput(root, key, JSON.stringify({ key }) + "\n", mtime);

@@ -1,15 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
 import path from "node:path";
 import { readFile } from "node:fs/promises";
-import { harness } from "./helpers/harness.js";
+import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 
-type H = Awaited<ReturnType<typeof harness>>;
-let h: H | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+let h: Harness | undefined;
+afterEach(closeHarnesses);
 
 describe("worker pool", () => {
   it("a thread that runs out of memory fails only its file, with a clear error, and is replaced", async () => {

@@ -3,15 +3,11 @@ import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConcurrentRunsExceededError } from "../src/errors.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
-import { harness } from "./helpers/harness.js";
+import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 
-type H = Awaited<ReturnType<typeof harness>>;
-let h: H | undefined;
-afterEach(async () => {
-  await h?.close();
-  h = undefined;
-});
+let h: Harness | undefined;
+afterEach(closeHarnesses);
 
 const T0 = Date.UTC(2024, 0, 1);
 const line = (i: number) => JSON.stringify({ i }) + "\n";

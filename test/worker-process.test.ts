@@ -2,18 +2,16 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
-import { harness } from "./helpers/harness.js";
+import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 import { startWorkerProcess, waitFor, writeConfig } from "./helpers/cli.js";
 import { REDIS_URL } from "./helpers/redis.js";
 
-type H = Awaited<ReturnType<typeof harness>>;
-let h: H | undefined;
+let h: Harness | undefined;
 const procs: ReturnType<typeof startWorkerProcess>[] = [];
 afterEach(async () => {
   for (const p of procs.splice(0)) if (p.exitCode === null) p.kill("SIGKILL");
-  await h?.close();
-  h = undefined;
+  await closeHarnesses();
 });
 
 async function ledger(f: string): Promise<{ pid: string; key: string }[]> {

@@ -19,18 +19,23 @@ export interface PlannedBatch {
  * oldest file, so the oldest work is queued first.
  */
 export function splitIntoBatches(selected: readonly PlannedFile[], batchFiles: number): PlannedBatch[] {
-  const byPartition = new Map<string, PlannedFile[]>();
-  for (const f of selected) {
-    let list = byPartition.get(f.partition);
-    if (!list) byPartition.set(f.partition, (list = []));
-    list.push(f);
-  }
   const out: PlannedBatch[] = [];
-  for (const [partition, files] of byPartition) {
+  for (const [partition, files] of groupByPartition(selected)) {
     for (let i = 0, index = 0; i < files.length; i += batchFiles, index++) {
       const chunk = files.slice(i, i + batchFiles);
       out.push({ partition, index, files: chunk, bytes: chunk.reduce((s, f) => s + f.size, 0) });
     }
+  }
+  return out;
+}
+
+/** Groups files by partition, keeping their order; partitions come in order of first appearance. */
+export function groupByPartition<T extends { partition: string }>(files: readonly T[]): Map<string, T[]> {
+  const out = new Map<string, T[]>();
+  for (const f of files) {
+    const list = out.get(f.partition);
+    if (list) list.push(f);
+    else out.set(f.partition, [f]);
   }
   return out;
 }

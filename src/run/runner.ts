@@ -7,7 +7,7 @@ import type { Logger } from "../log.js";
 import { backlogBytes, backlogFiles, backlogOldestAge, runsTotal } from "../metrics/registry.js";
 import { BookmarkStore, RUN_TTL_S, type PartitionState } from "../bookmark/store.js";
 import { classify, covers } from "../bookmark/rules.js";
-import { splitIntoBatches } from "../planner/batches.js";
+import { groupByPartition, splitIntoBatches } from "../planner/batches.js";
 import { planRun } from "../planner/plan.js";
 import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
 import { markBatchFailed } from "../queue/batch-worker.js";
@@ -188,13 +188,8 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     let selected = plan.selected;
     if (mode === "enable" && selected.length) {
       const leased = new Set<string>();
-      const byPart = new Map<string, typeof selected>();
-      for (const f of selected) {
-        const list = byPart.get(f.partition);
-        if (list) list.push(f);
-        else byPart.set(f.partition, [f]);
-      }
-      for (const [p, files] of byPart) for (const k of await store.lease(p, runId, files, bandMs)) leased.add(`${p}\u0000${k}`);
+      for (const [p, files] of groupByPartition(selected))
+        for (const k of await store.lease(p, runId, files, bandMs)) leased.add(`${p}\u0000${k}`);
       selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
     }
     await unlockPlanning();

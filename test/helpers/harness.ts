@@ -11,6 +11,15 @@ import { BatchWorker } from "../../src/queue/batch-worker.js";
 import { runOnce, type RunOptions, type RunSummary } from "../../src/run/runner.js";
 import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./redis.js";
 
+const open = new Set<{ close(): Promise<void> }>();
+
+/** Closes every harness still open (use as `afterEach(closeHarnesses)`). */
+export async function closeHarnesses(): Promise<void> {
+  for (const h of [...open]) await h.close();
+}
+
+export type Harness = Awaited<ReturnType<typeof harness>>;
+
 /**
  * A job on a fresh temp folder and Redis prefix, with an in-process worker (real BullMQ, real
  * Piscina threads). `job` overrides merge into the job config.
@@ -64,11 +73,13 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
       return runOnce({ cfg, job: name, redis, bullConnection: bull, log, pollMs: 50, ...o });
     },
     async close() {
+      open.delete(h);
       await h.stopWorker();
       await cleanPrefix(redis, prefix);
       await redis.quit();
       await rm(dir, { recursive: true, force: true });
     },
   };
+  open.add(h);
   return h;
 }
