@@ -73,3 +73,19 @@ export class RunLostError extends TrancheError {
     this.name = "RunLostError";
   }
 }
+
+/** A source, output or service that cannot be reached (endpoint down, bucket or folder missing). Exit code 4. */
+export class UnreachableError extends TrancheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_UNREACHABLE", message, 4, options);
+    this.name = "UnreachableError";
+  }
+}
+
+/** Credentials refused or permission denied on a source or output. Exit code 4. */
+export class AccessDeniedError extends TrancheError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("E_ACCESS", message, 4, options);
+    this.name = "AccessDeniedError";
+  }
+}

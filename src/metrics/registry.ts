@@ -1,68 +1,94 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
-/** The one metrics registry of a tranche process. */
+/**
+ * The one metrics registry of a tranche process.
+ *
+ * Every tranche series carries the job's name in the label `tranche_job` (not `job`, which is
+ * Prometheus' own target label: a scrape without `honor_labels` would rename ours to
+ * `exported_job` and every dashboard query on `job` would miss).
+ */
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: "tranche_process_" });
+
+/** The label naming a tranche job on every tranche series. */
+export const JOB_LABEL = "tranche_job";
 
 export const filesProcessed = new Counter({
   name: "tranche_files_processed_total",
   help: "Input files processed and written to the sink",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   registers: [registry],
 });
 export const bytesProcessed = new Counter({
   name: "tranche_bytes_processed_total",
   help: "Input bytes (as stored, before decompression) of processed files",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   registers: [registry],
 });
+/**
+ * Failed file attempts by kind (`file`: the file's own content; `job`: the job or its environment)
+ * and code (`E_CORRUPT`, `E_BAD_RECORDS`, `E_OUT_OF_MEMORY`, `E_FILE_TIMEOUT`, `E_SINK`, …).
+ */
 export const fileFailures = new Counter({
   name: "tranche_file_failures_total",
-  help: "Files whose processing failed (each attempt counts)",
-  labelNames: ["job", "reason"],
+  help: "File attempts that failed, by kind (file or job error) and error code",
+  labelNames: [JOB_LABEL, "kind", "code"],
   registers: [registry],
 });
 export const badRecords = new Counter({
   name: "tranche_bad_records_total",
   help: "Malformed records reported by processors (skipped, recorded)",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
+  registers: [registry],
+});
+export const deadLettersTotal = new Counter({
+  name: "tranche_dead_letters_total",
+  help: "Files set aside as dead letters after failing with file errors in bookmark.deadLetterAfterRuns runs",
+  labelNames: [JOB_LABEL],
+  registers: [registry],
+});
+/** Files not processed for a recorded reason: `gone` (deleted after listing), `archived` (GLACIER / DEEP_ARCHIVE). */
+export const filesSkipped = new Counter({
+  name: "tranche_files_skipped_total",
+  help: "Listed files not processed, by reason (gone: deleted after listing; archived: in an archive storage class)",
+  labelNames: [JOB_LABEL, "reason"],
   registers: [registry],
 });
 export const batchesTotal = new Counter({
   name: "tranche_batches_total",
-  help: "Batches finished by this worker, by outcome",
-  labelNames: ["job", "outcome"],
+  help: "Batch attempts finished by this worker, by outcome (ok, retry, failed)",
+  labelNames: [JOB_LABEL, "outcome"],
   registers: [registry],
 });
 export const batchDuration = new Histogram({
   name: "tranche_batch_duration_seconds",
   help: "Wall time of one batch attempt",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
   registers: [registry],
 });
 export const runsTotal = new Counter({
   name: "tranche_runs_total",
   help: "Runs finished by this process, by status",
-  labelNames: ["job", "status"],
+  labelNames: [JOB_LABEL, "status"],
   registers: [registry],
 });
 export const backlogFiles = new Gauge({
   name: "tranche_backlog_files",
   help: "Unprocessed files left after the last plan",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   registers: [registry],
 });
 export const backlogBytes = new Gauge({
   name: "tranche_backlog_bytes",
   help: "Unprocessed bytes left after the last plan",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   registers: [registry],
 });
 export const backlogOldestAge = new Gauge({
   name: "tranche_backlog_oldest_age_seconds",
   help: "Age of the oldest unprocessed file at the last plan (0 when none)",
-  labelNames: ["job"],
+  labelNames: [JOB_LABEL],
   registers: [registry],
 });
 /** Pools report their utilization here; it is read at scrape time only (computing it is not free). */
@@ -78,12 +104,17 @@ export const poolUtilization = new Gauge({
   },
 });
 
+/** Run statuses counted in `tranche_runs_total`. */
+export const RUN_STATUSES = ["succeeded", "failed", "empty", "lost"] as const;
+
 /** Creates a job's labelled series at zero, so that rate() and increase() see the first event. */
 export function initJobMetrics(job: string): void {
-  filesProcessed.inc({ job }, 0);
-  bytesProcessed.inc({ job }, 0);
-  badRecords.inc({ job }, 0);
-  for (const reason of ["oom", "missing", "error"]) fileFailures.inc({ job, reason }, 0);
-  for (const outcome of ["ok", "retry", "failed"]) batchesTotal.inc({ job, outcome }, 0);
-  for (const status of ["succeeded", "failed", "empty"]) runsTotal.inc({ job, status }, 0);
+  const l = { [JOB_LABEL]: job };
+  filesProcessed.inc(l, 0);
+  bytesProcessed.inc(l, 0);
+  badRecords.inc(l, 0);
+  deadLettersTotal.inc(l, 0);
+  for (const reason of ["gone", "archived"]) filesSkipped.inc({ ...l, reason }, 0);
+  for (const outcome of ["ok", "retry", "failed"]) batchesTotal.inc({ ...l, outcome }, 0);
+  for (const status of RUN_STATUSES) runsTotal.inc({ ...l, status }, 0);
 }

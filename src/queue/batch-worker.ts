@@ -73,10 +73,10 @@ export async function processBatch(
           partition: d.partitionValues,
         });
         ok.push({ f, r });
-        filesProcessed.inc({ job: d.job });
-        bytesProcessed.inc({ job: d.job }, f.size);
+        filesProcessed.inc({ tranche_job: d.job });
+        bytesProcessed.inc({ tranche_job: d.job }, f.size);
         if (r.badRecords) {
-          badRecords.inc({ job: d.job }, r.badRecords);
+          badRecords.inc({ tranche_job: d.job }, r.badRecords);
           log.warn("bad records skipped", { key: f.key, badRecords: r.badRecords, first: r.errors[0] });
         }
         const m = o.redis
@@ -95,7 +95,7 @@ export async function processBatch(
         const reason = msg.startsWith(`${f.key}: `) ? msg : `${f.key}: ${msg}`;
         const code = (err as { code?: string }).code;
         failed.push({ key: f.key, reason });
-        fileFailures.inc({ job: d.job, reason: code === "E_OUT_OF_MEMORY" ? "oom" : code === "ENOENT" ? "missing" : "error" });
+        fileFailures.inc({ tranche_job: d.job, kind: "file", code: code ?? "E_FILE" });
         log.error("file failed", { key: f.key, reason });
       }
     }),
@@ -149,7 +149,7 @@ export async function processBatch(
     finalBatchId: failed.length === 0 ? job.id! : undefined,
     files,
   });
-  batchDuration.observe({ job: d.job }, Number(process.hrtime.bigint() - started) / 1e9);
+  batchDuration.observe({ tranche_job: d.job }, Number(process.hrtime.bigint() - started) / 1e9);
   if (failed.length) {
     await o.redis
       .multi()
@@ -158,10 +158,10 @@ export async function processBatch(
       .ltrim(k.runErrors(d.runId), 0, MAX_RUN_ERRORS - 1)
       .expire(k.runErrors(d.runId), RUN_TTL_S)
       .exec();
-    batchesTotal.inc({ job: d.job, outcome: "retry" });
+    batchesTotal.inc({ tranche_job: d.job, outcome: "retry" });
     throw new Error(`${failed.length} of ${todo.length} files failed (${staged} written); first: ${failed[0]!.reason}`);
   }
-  batchesTotal.inc({ job: d.job, outcome: "ok" });
+  batchesTotal.inc({ tranche_job: d.job, outcome: "ok" });
   log.debug("batch done", { files: todo.length, staged, skipped: d.files.length - todo.length });
   return { files: todo.length, failed: 0 };
 }
@@ -197,7 +197,7 @@ export class BatchWorker {
           reason: err.message,
         });
         if (final) {
-          batchesTotal.inc({ job: j.data.job, outcome: "failed" });
+          batchesTotal.inc({ tranche_job: j.data.job, outcome: "failed" });
           void markBatchFailed(this.o.redis, j.data.prefix, j.data.runId, j.id!, err.message).catch(() => undefined);
         }
       });

@@ -171,9 +171,9 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     });
     // Leases of failed runs on files deleted since then would hold the watermark forever.
     if (mode === "enable") for (const [p, stale] of unseenStale) if (stale.size) await store.dropStaleLeases(p, stale);
-    backlogFiles.set({ job: o.job }, plan.remainingFiles);
-    backlogBytes.set({ job: o.job }, plan.remainingBytes);
-    backlogOldestAge.set({ job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
+    backlogFiles.set({ tranche_job: o.job }, plan.remainingFiles);
+    backlogBytes.set({ tranche_job: o.job }, plan.remainingBytes);
+    backlogOldestAge.set({ tranche_job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
     log.info("planned", {
       bound: describeBound(bound),
       mode,
@@ -328,7 +328,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       await store.recordRun(summary, job.bookmark.historySize);
     }
     await o.redis.hset(runKey, { status, endedAt: ended });
-    runsTotal.inc({ job: o.job, status });
+    runsTotal.inc({ tranche_job: o.job, status });
     log.info("run finished", {
       status,
       files: summary.files,
@@ -361,7 +361,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         job.bookmark.historySize,
       )
       .catch(() => undefined);
-    runsTotal.inc({ job: o.job, status: "failed" });
+    runsTotal.inc({ tranche_job: o.job, status: "failed" });
     throw err;
   } finally {
     await unlockPlanning().catch(() => undefined);
