@@ -9,7 +9,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { gunzipSync } from "node:zlib";
 import { validateConfig } from "../src/config/load.js";
-import { runCommand } from "../src/cli/commands.js";
+import { runCommand } from "../src/cli/run-command.js";
 import { generateBacklog } from "../src/demo/generate.js";
 import { demoRedis } from "../src/demo/redis-launcher.js";
 

@@ -1,3 +1,5 @@
+import { redactText, redactUrl } from "./redact.js";
+
 /**
  * Typed errors with stable codes. The CLI prints `error [CODE]: message` and exits with `exitCode`.
  * Codes are documented in README.md ("Errors and exit codes").
@@ -38,7 +40,7 @@ export class RedisUnavailableError extends TrancheError {
   constructor(url: string, cause: unknown) {
     super(
       "E_REDIS",
-      `cannot reach Redis at ${url}: ${cause instanceof Error ? cause.message : String(cause)}; start redis-server or set TRANCHE_REDIS_URL`,
+      `cannot reach Redis at ${redactUrl(url)}: ${redactText(cause instanceof Error ? cause.message : String(cause))}; start redis-server or set TRANCHE_REDIS_URL`,
       4,
       { cause },
     );
@@ -87,5 +89,17 @@ export class AccessDeniedError extends TrancheError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("E_ACCESS", message, 4, options);
     this.name = "AccessDeniedError";
+  }
+}
+
+/** A run set files aside as dead letters (it succeeded otherwise). Exit code 6. */
+export class DeadLetteredError extends TrancheError {
+  constructor(job: string, count: number, keys: string[]) {
+    super(
+      "E_DEAD_LETTERED",
+      `job "${job}": ${count} file${count === 1 ? " was" : "s were"} set aside as dead letters (${keys.slice(0, 3).join(", ")}${keys.length > 3 ? ", …" : ""}); see 'tranche dead-letters list ${job}', fix them and 'tranche dead-letters retry ${job}'`,
+      6,
+    );
+    this.name = "DeadLetteredError";
   }
 }

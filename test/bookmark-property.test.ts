@@ -63,9 +63,9 @@ async function simulate(steps: Step[], withCrashes: boolean) {
   };
 
   async function run(runId: string, bound: number, crash: Crash) {
-    const slot = await store.acquireRun(runId, 60_000, 3);
+    const slot = await store.slots.acquire(runId, 3, 60_000);
     if (!slot.ok) return;
-    const unlock = await store.lockPlanning(runId);
+    const unlock = await store.slots.lockPlanning(runId);
     const plan = await planRun({
       source,
       partitionKeys: ["p"],
@@ -105,7 +105,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
         committed.set(id, (committed.get(id) ?? 0) + 1);
       }
     }
-    await store.releaseRun(r.runId); // a crashed run's slot expires; here at once
+    await store.slots.release(r.runId); // a crashed run's slot expires; here at once
   }
 
   let runNo = 0;
@@ -134,7 +134,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
   for (let i = 0; i < 200; i++) {
     const r = await run(`d${String(i).padStart(4, "0")}`, 50, "none");
     if (!r || r.mine.length === 0) {
-      if (r) await store.releaseRun(r.runId);
+      if (r) await store.slots.release(r.runId);
       break;
     }
     await finish(r);

@@ -15,7 +15,7 @@ function store(name: string, prefix = uniquePrefix(name)) {
 }
 const f = (key: string, lastModified: number, size = 10) => ({ key, lastModified, size });
 async function commit(s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, maxFilesInBand = 100_000) {
-  await s.acquireRun(runId, 30_000, 100);
+  await s.slots.acquire(runId, 100, 30_000);
   await s.stageBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, finalBatchId: "b", files });
   return s.commitRun({ runId, bandMs, maxFilesInBand, historySize: 10, summary: { runId, status: "succeeded", mode: "enable" } });
 }
@@ -57,7 +57,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
   it("a replayed stage changes nothing; a committed file is not counted twice", async () => {
     const s = store("replay");
     const args = { partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] };
-    await s.acquireRun("r1", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
     expect(await s.stageBatch(args)).toBe(1);
     expect(await s.stageBatch(args)).toBe(0);
     await s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: { runId: "r1" } });
@@ -68,7 +68,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("nothing reaches the bookmark until the run commits, and then all partitions at once", async () => {
     const s = store("atomic");
-    await s.acquireRun("r1", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
     await s.stageBatch({ partition: "p1", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
     await s.stageBatch({ partition: "p2", runId: "r1", commitId: "c2", files: [f("b", 2000)] });
     expect((await s.summary()).partitions).toEqual([]);
@@ -98,8 +98,8 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("a lease holds the watermark below its file until it is committed", async () => {
     const s = store("lease");
-    await s.acquireRun("r1", 30_000, 5);
-    await s.acquireRun("r2", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
+    await s.slots.acquire("r2", 5, 30_000);
     expect([...(await s.lease("p", "r1", [f("old", 1000)], 1000))]).toEqual(["old"]);
     // Another live run cannot take it.
     expect([...(await s.lease("p", "r2", [f("old", 1000)], 1000))]).toEqual([]);
@@ -107,10 +107,10 @@ describe("bookmark Lua scripts (real Redis)", () => {
     await commit(s, "r2", [f("new", 50_000)]);
     expect((await s.loadView("p", 1000)).wm).toBe(999);
     // r1 dies: its lease no longer blocks others, and the file is still selectable.
-    await s.releaseRun("r1");
+    await s.slots.release("r1");
     const v = await s.loadView("p", 1000);
     expect(classify(v, { key: "old", lastModified: 1000 }, "r3")).toBe("new");
-    await s.acquireRun("r3", 30_000, 5);
+    await s.slots.acquire("r3", 5, 30_000);
     expect([...(await s.lease("p", "r3", [f("old", 1000)], 1000))]).toEqual(["old"]);
     await commit(s, "r3", [f("old", 1000)]);
     expect((await s.loadView("p", 1000)).wm).toBe(50_000);
@@ -118,20 +118,20 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("run slots: the limit is enforced atomically under contention and expired slots are dropped", async () => {
     const s = store("slots");
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.acquireRun(`r${i}`, 30_000, 3)));
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.slots.acquire(`r${i}`, 3, 30_000)));
     expect(results.filter((r) => r.ok)).toHaveLength(3);
     const refused = results.find((r) => !r.ok) as { ok: false; running: string[] };
     expect(refused.running).toHaveLength(3);
     const t = store("slots-ttl");
-    await t.acquireRun("dead", 1, 1);
+    await t.slots.acquire("dead", 1, 1);
     await new Promise((r) => setTimeout(r, 5));
-    expect((await t.acquireRun("alive", 30_000, 1)).ok).toBe(true);
+    expect((await t.slots.acquire("alive", 1, 30_000)).ok).toBe(true);
   });
 
   it("pending() skips committed files and files leased by another live run", async () => {
     const s = store("pending");
-    await s.acquireRun("r1", 30_000, 5);
-    await s.acquireRun("r2", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
+    await s.slots.acquire("r2", 5, 30_000);
     await commit(s, "r0", [f("done", 1000)]);
     await s.lease("p", "r2", [f("theirs", 1500)], 1000);
     await s.lease("p", "r1", [f("mine", 1500)], 1000);
@@ -149,7 +149,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
   it("refuses a lease below the current band edge (a concurrent commit moved it after planning)", async () => {
     const s = store("edge");
     await commit(s, "r1", [f("new", 100_000)]);
-    await s.acquireRun("r2", 30_000, 5);
+    await s.slots.acquire("r2", 5, 30_000);
     // r2 planned before r1's commit and selected a late file that is now below the band.
     expect([...(await s.lease("p", "r2", [f("late", 500), f("inband", 99_500)], 1000))]).toEqual(["inband"]);
   });
@@ -157,20 +157,20 @@ describe("bookmark Lua scripts (real Redis)", () => {
   it("a run that lost its slot, or outlived a reset, cannot commit", async () => {
     const { RunLostError } = await import("../src/errors.js");
     const s = store("lost");
-    await s.acquireRun("r1", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
     await s.stageBatch({ partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
-    await s.releaseRun("r1");
+    await s.slots.release("r1");
     await expect(s.commitRun({ runId: "r1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: {} })).rejects.toBeInstanceOf(
       RunLostError,
     );
-    expect(await s.heartbeatRun("r1", 30_000)).toBe(false);
+    expect(await s.slots.heartbeat("r1", 30_000)).toBe(false);
 
-    await s.acquireRun("r2", 30_000, 5);
-    const epoch = await s.epoch();
+    await s.slots.acquire("r2", 5, 30_000);
+    const epoch = await s.slots.epoch();
     await s.stageBatch({ partition: "p", runId: "r2", commitId: "c2", files: [f("b", 2000)] });
-    await s.releaseRun("r2");
+    await s.slots.release("r2");
     await s.reset();
-    await s.acquireRun("r2", 30_000, 5); // even if it got a slot back
+    await s.slots.acquire("r2", 5, 30_000); // even if it got a slot back
     await expect(s.commitRun({ runId: "r2", bandMs: 1000, maxFilesInBand: 10, historySize: 10, summary: {}, epoch })).rejects.toThrow(
       /reset or rewound while it ran/,
     );
@@ -179,7 +179,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("drops all of a run's leases at commit, also on files it did not stage", async () => {
     const s = store("orphans");
-    await s.acquireRun("r1", 30_000, 5);
+    await s.slots.acquire("r1", 5, 30_000);
     await s.lease("p", "r1", [f("a", 1000), f("skipped", 1100)], 1000);
     await s.lease("q", "r1", [f("b", 1000)], 1000);
     await s.stageBatch({ partition: "p", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
@@ -191,10 +191,10 @@ describe("bookmark Lua scripts (real Redis)", () => {
   it("history keeps only the partitions a run touched; rewind rebuilds the rest from older runs or leaves them", async () => {
     const s = store("delta");
     const stageAll = async (runId: string, parts: string[], lm: number) => {
-      await s.acquireRun(runId, 30_000, 5);
+      await s.slots.acquire(runId, 5, 30_000);
       for (const p of parts) await s.stageBatch({ partition: p, runId, commitId: `${runId}${p}`, files: [f(`${p}-${lm}`, lm)] });
       await s.commitRun({ runId, bandMs: 1000, maxFilesInBand: 10, historySize: 3, summary: { runId } });
-      await s.releaseRun(runId);
+      await s.slots.release(runId);
     };
     const many = Array.from({ length: 50 }, (_, i) => `d${String(i).padStart(2, "0")}`);
     await stageAll("r1", many, 1000);

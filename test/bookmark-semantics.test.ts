@@ -137,7 +137,7 @@ describe("history, rewind and reset", () => {
     expect((await h.run({ override: { boundedFiles: "100" } })).files).toBe(9);
     expect(await listFiles(h.outDir)).toHaveLength(9); // output was never deleted, only overwritten
 
-    await store.acquireRun("busy", 30_000, 5);
+    await store.slots.acquire("busy", 5, 30_000);
     await expect(store.reset()).rejects.toBeInstanceOf(RunInProgressError);
     await expect(store.rewind(r1.runId)).rejects.toThrow(/is not in the bookmark history/); // reset cleared history
   });
@@ -179,7 +179,7 @@ describe("concurrent runs", () => {
     const run = h.run();
     let runId: string | undefined;
     for (let i = 0; i < 200 && !runId; i++) {
-      runId = (await store.liveRuns())[0];
+      runId = (await store.slots.live())[0];
       if (!runId) await new Promise((r) => setTimeout(r, 10));
     }
     await h.redis.zrem(store.k.active, runId!); // as if it had stopped renewing its slot for 30 s

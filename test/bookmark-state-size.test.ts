@@ -31,7 +31,7 @@ describe("bookmark state size and commit time", () => {
     let n = 0;
     for (let run = 1; run <= 200; run++) {
       const runId = `r${String(run).padStart(4, "0")}`;
-      await store.acquireRun(runId, 60_000, 3);
+      await store.slots.acquire(runId, 3, 60_000);
       const byPart = new Map<string, { key: string; lastModified: number; size: number }[]>();
       for (let i = 0; i < 500; i++, n++) {
         const p = `dt=2024-01-0${(n % 4) + 1}`;
@@ -43,7 +43,7 @@ describe("bookmark state size and commit time", () => {
         await store.stageBatch({ partition: p, runId, commitId: `${runId}-${p}`, finalBatchId: p, files });
       }
       await store.commitRun({ runId, bandMs: 900_000, maxFilesInBand: 100_000, historySize: 100, summary: { runId, status: "succeeded" } });
-      await store.releaseRun(runId);
+      await store.slots.release(runId);
       if ([2_000, 20_000, 100_000].includes(n)) {
         sizes.set(n, { state: await memoryOf(await store.stateKeys()), history: await memoryOf([store.k.history]) });
       }
@@ -71,7 +71,7 @@ describe("bookmark state size and commit time", () => {
         [0, 1, 2].map(async (c) => {
           const runId = `r${round}-${c}`;
           const s = new BookmarkStore(redis.duplicate(), prefix, "commit");
-          await s.acquireRun(runId, 60_000, 3);
+          await s.slots.acquire(runId, 3, 60_000);
           const files = Array.from({ length: 500 }, () => {
             const i = n++;
             return { key: `part-${String(i).padStart(7, "0")}`, lastModified: T0 + i * 1000, size: 1000 };
@@ -82,7 +82,7 @@ describe("bookmark state size and commit time", () => {
           const t = process.hrtime.bigint();
           await s.commitRun({ runId, bandMs: 900_000, maxFilesInBand: 100_000, historySize: 100, summary: { runId } });
           times.push(Number(process.hrtime.bigint() - t) / 1e6);
-          await s.releaseRun(runId);
+          await s.slots.release(runId);
           await (s as unknown as { r: { quit(): Promise<void> } }).r.quit();
         }),
       );

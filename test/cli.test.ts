@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -67,7 +67,8 @@ describe("tranche CLI", () => {
     expect(st.bookmark.partitions.map((p: { files: number }) => p.files).reduce((a: number, b: number) => a + b)).toBe(25);
     expect(st.lastRuns[0].status).toBe("empty");
     const text = await cli(["status", "--config", config]);
-    expect(text.stdout).toMatch(/backlog: 1 files/);
+    expect(text.stdout).toMatch(/backlog: 1 file, /);
+    expect(text.stdout).toMatch(/oldest unprocessed \d+d\d\dh old/);
   });
 
   it("bookmark show --json gives Glue's JobBookmarkEntry fields; rewind and reset work and refuse while a run is in progress", async () => {
@@ -118,6 +119,38 @@ describe("tranche CLI", () => {
     await r.quit();
     expect(busy.code).toBe(3);
     expect(busy.stderr).toMatch(/concurrent runs exceeded for job "events"/);
+  });
+
+  it("argument errors, --threads 0, a busy metrics port: the documented line and exit 2, naming the option", async () => {
+    const unknownOpt = await cli(["run", "events", "--config", config, "--thredas", "2"]);
+    expect([unknownOpt.code, unknownOpt.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: unknown option '--thredas'/)]);
+    const zero = await cli(["run", "events", "--config", config, "--threads", "0"]);
+    expect([zero.code, zero.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: .*--threads must be a whole number of at least 1, got "0"/)]);
+    const noArg = await cli(["run"]);
+    expect([noArg.code, noArg.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: missing required argument 'job'/)]);
+    const server = http.createServer().listen(0, "0.0.0.0");
+    await new Promise((r) => server.once("listening", r));
+    const port = (server.address() as { port: number }).port;
+    const busy = await cli(["run", "events", "--config", config, "--metrics-port", String(port)]);
+    server.close();
+    expect([busy.code, busy.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: metrics port \d+ on 0\.0\.0\.0 is in use; choose another/)]);
+    const level = await cli(["status", "--config", config], { TRANCHE_LOG_LEVEL: "verbose" });
+    expect([level.code, level.stderr]).toEqual([2, expect.stringMatching(/TRANCHE_LOG_LEVEL="verbose" is not a level/)]);
+  });
+
+  it("--version; -c before or after the command; a closed pipe ends quietly", async () => {
+    const v = await cli(["--version"]);
+    expect([v.code, v.stdout.trim()]).toEqual([0, JSON.parse(await readFile("package.json", "utf8")).version]);
+    const before = await cli(["-c", config, "status", "events", "--json"]);
+    expect(before.code).toBe(0);
+    expect(JSON.parse(before.stdout).job).toBe("events");
+    const { spawn } = await import("node:child_process");
+    const p = spawn(`node ${path.resolve("bin/tranche.js")} bookmark show events -c ${config} --json | head -1`, { shell: true });
+    let err = "";
+    p.stderr.on("data", (d) => (err += d));
+    const code = await new Promise((r) => p.on("exit", r));
+    expect(code).toBe(0);
+    expect(err).not.toMatch(/EPIPE|Error|at /);
   });
 
   it("a worker serves /metrics and /healthz", async () => {

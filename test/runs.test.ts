@@ -176,14 +176,14 @@ describe("bounded runs on a local folder", () => {
     const r1 = await h.run();
     expect([r1.status, r1.committed]).toEqual(["failed", false]);
     const r2 = await h.run();
-    expect([r2.status, r2.committed, r2.files]).toEqual(["succeeded", true, 4]);
+    expect([r2.status, r2.committed, r2.files, r2.deadLettered, r2.deadLetteredKeys]).toEqual(["succeeded", true, 3, 1, ["bad.json.gz"]]);
     expect((await h.run()).status).toBe("empty");
-    const dead = await new BookmarkStore(h.redis, h.prefix, h.name).deadLetters();
-    expect(dead.total).toBe(1);
-    expect(dead.newest[0]).toMatchObject({
+    const dl = new BookmarkStore(h.redis, h.prefix, h.name).deadLetters;
+    expect(await dl.count()).toEqual({ deadLetters: 1, skipped: 0 });
+    expect((await dl.get("deadLetters", ["bad.json.gz"]))[0]).toMatchObject({
       key: "bad.json.gz",
       runs: 2,
-      reason: expect.stringMatching(/bad\.json\.gz: unexpected end of file/),
+      reason: expect.stringMatching(/bad\.json\.gz: corrupt or truncated gzip: unexpected end of file/),
     });
     expect(await listFiles(h.outDir)).toHaveLength(3);
   });
@@ -191,7 +191,7 @@ describe("bounded runs on a local folder", () => {
   it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
     h = await harness("slot", {});
     const store = new BookmarkStore(h.redis, h.prefix, h.name);
-    await store.acquireRun("other-run", 30_000, 1);
+    await store.slots.acquire("other-run", 1, 30_000);
     await expect(h.run()).rejects.toBeInstanceOf(ConcurrentRunsExceededError);
   });
 

@@ -1,146 +1,103 @@
 /**
- * Piscina worker-thread entry: processes one input file per task. Opens the input (gunzipping
- * when it starts with the gzip magic bytes), opens the output in the sink under a name derived
- * from the input (so a retry overwrites), runs the processor, and commits the output.
+ * Piscina worker-thread entry. The default export processes one input file: opens the input
+ * (gunzipping it when it is gzip), opens the output under a name derived from the input (so a
+ * retry overwrites), runs the processor, checks the share of bad records, and commits the output.
+ *
+ * It never throws for a failure it can type: it answers `{ ok: false, failure }` with a file or
+ * job error (see src/failures.ts), because an Error crossing the thread boundary keeps only its
+ * message. `preflight` and `outputNames` are the other two tasks (`pool.run(task, { name })`).
  */
-import { createGunzip } from "node:zlib";
-import { Readable } from "node:stream";
-import { pathToFileURL } from "node:url";
-import type { FileResult, FileTask } from "../src/pool/task.js";
+import type { Readable } from "node:stream";
+import type { FileOutcome, FileTask, NamesOutcome, NamesTask, PreflightOutcome, PreflightTask } from "../src/pool/task.js";
 import type { Source } from "../src/source/types.js";
 import type { Sink } from "../src/sink/types.js";
 import { openSource, openSink } from "../src/source/open.js";
+import { FileError, JobError, isTypedFailure, messageOf, type TypedFailure } from "../src/failures.js";
+import { decodeBuffer, decodeStream, type DecodedInput } from "./decode.js";
+import { asPreflightFailure, loadProcessor, OptionsError, validateOptions } from "./load-processor.js";
 import type { Processor } from "./processors/types.js";
-
-const BUILT_IN: Record<string, string> = {
-  ndjson: "./processors/ndjson.js",
-  csv: "./processors/csv.js",
-  copy: "./processors/copy.js",
-};
 
 const sources = new Map<string, Promise<Source>>();
 const sinks = new Map<string, Promise<Sink>>();
-const processors = new Map<string, Promise<Processor>>();
 
-function defaultOutputName(key: string): string {
-  return key.replace(/\.gz$/i, "");
-}
-
-async function loadProcessor(spec: string): Promise<Processor> {
-  const url = BUILT_IN[spec] ? new URL(BUILT_IN[spec], import.meta.url).href : pathToFileURL(spec).href;
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(url)) as Record<string, unknown>;
-  } catch (err) {
-    throw new Error(
-      `cannot load processor ${spec}: ${(err as Error).message}; give a built-in name (ndjson, csv, copy) or a path to a JavaScript module`,
-      { cause: err },
-    );
-  }
-  const d = mod.default as Partial<Processor> | ((...a: unknown[]) => unknown) | undefined;
-  if (d && typeof d === "object" && typeof d.process === "function") return d as Processor;
-  if (typeof d === "function") return { process: d as Processor["process"] };
-  if (typeof mod.process === "function") {
-    return {
-      process: mod.process as Processor["process"],
-      outputName: mod.outputName as Processor["outputName"],
-      contentType: mod.contentType as string | undefined,
-    };
-  }
-  throw new Error(`processor ${spec} exports no process function; export default { process(ctx) { … } } (see examples/processors)`);
-}
-
-function cached<T>(m: Map<string, T>, k: string, make: () => T): T {
+function cached<T>(m: Map<string, Promise<T>>, k: string, make: () => Promise<T>): Promise<T> {
   let v = m.get(k);
-  if (v === undefined) m.set(k, (v = make()));
+  if (v === undefined) {
+    v = make();
+    m.set(k, v);
+    v.catch(() => m.delete(k));
+  }
   return v;
-}
-
-/**
- * Returns the input, gunzipped when its first bytes are the gzip magic number.
- */
-async function decode(raw: Readable): Promise<Readable> {
-  const head = await new Promise<Buffer | null>((resolve, reject) => {
-    const onReadable = () => {
-      const chunk = raw.read() as Buffer | null;
-      if (chunk === null && !raw.readableEnded) return; // not yet
-      cleanup();
-      resolve(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(null);
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const cleanup = () => {
-      raw.off("readable", onReadable);
-      raw.off("end", onEnd);
-      raw.off("error", onError);
-    };
-    raw.on("readable", onReadable);
-    raw.once("end", onEnd);
-    raw.once("error", onError);
-  });
-  if (head === null) return Readable.from([]);
-  // Hand the peeked chunk on first, then the rest. (`unshift` loses data when the first chunk
-  // was also the last one, as with small S3 bodies.)
-  const whole = Readable.from(
-    (async function* () {
-      yield head;
-      for await (const chunk of raw) yield chunk as Buffer;
-    })(),
-    { objectMode: false },
-  );
-  return isGzip(head) ? gunzipped(whole) : whole;
 }
 
 /** Files up to this size are read whole when the source can (local folders). */
 const SMALL_FILE = 1 << 20;
 
-function isGzip(b: Buffer): boolean {
-  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
-}
+const identity = (key: string) => key;
 
-function gunzipped(raw: Readable): Readable {
-  const gunzip = createGunzip();
-  // Readers see errors through their own listeners; this one keeps a corrupt stream from
-  // becoming an uncaught exception that would take the whole thread down.
-  gunzip.on("error", () => undefined);
-  raw.on("error", (e) => gunzip.destroy(e));
-  return raw.pipe(gunzip);
-}
-
-function fromBuffer(buf: Buffer): Readable {
-  const raw = Readable.from(buf.length ? [buf] : [], { objectMode: false });
-  return isGzip(buf) ? gunzipped(raw) : raw;
-}
-
-export default async function processFile(task: FileTask): Promise<FileResult> {
-  const source = await cached(sources, task.sourceUri, () => openSource(task.sourceUri, task.s3));
-  const sink = await cached(sinks, task.outputUri, () => openSink(task.outputUri, task.s3));
-  const processor = await cached(processors, task.processor, () => loadProcessor(task.processor));
-  const outKey = (processor.outputName ?? defaultOutputName)(task.key);
-  const errors: string[] = [];
-  let badRecords = 0;
-  const input =
-    source.readSmall && task.size <= SMALL_FILE
-      ? fromBuffer(await source.readSmall(task.key))
-      : await decode((await source.open(task.key)) as Readable);
-  const writer = await sink.create(outKey, processor.contentType);
-  // An output stream error (disk full, S3 refused) must fail the file, not hang it.
-  const outputFailed = new Promise<never>((_, reject) => writer.stream.once("error", reject));
-  outputFailed.catch(() => undefined);
+/** The output key of an input key; a processor's `outputName` that throws is the file's failure. */
+function outputKeyOf(processor: Processor, key: string): string {
   try {
+    return (processor.outputName ?? identity)(key);
+  } catch (err) {
+    throw new FileError("E_OUTPUT_NAME", `${key}: the processor's outputName refused it: ${messageOf(err)}`, { cause: err });
+  }
+}
+
+/**
+ * The failure of a file, typed by where it came from: a typed error keeps its type; an untyped one
+ * thrown while the output stream had failed is the sink's; while the input had failed, the
+ * input's; otherwise the processor threw on this file's content: a file error.
+ */
+function classify(err: unknown, key: string, input: DecodedInput | undefined, outputError: unknown): TypedFailure {
+  if (isTypedFailure(err)) return err;
+  // A processor importing JobError from another copy of tranche still says what it means.
+  const e = err as { name?: string; kind?: string; code?: string; message?: string };
+  if (e?.name === "JobError" && e.kind === "job") return new JobError(e.code ?? "E_PROCESSOR", `${key}: ${e.message}`, { cause: err });
+  if (outputError !== undefined) {
+    return isTypedFailure(outputError)
+      ? outputError
+      : new JobError("E_SINK", `writing the output of ${key} failed: ${messageOf(outputError)}`, { cause: outputError });
+  }
+  const inputFailure = input?.failure();
+  if (inputFailure) return inputFailure;
+  return new FileError("E_PROCESSOR", `${key}: ${messageOf(err)}`, { cause: err });
+}
+
+async function openInput(source: Source, task: FileTask, decompress: boolean): Promise<DecodedInput> {
+  if (source.readSmall && task.size <= SMALL_FILE) return decodeBuffer(await source.readSmall(task.key), task.key, decompress);
+  return decodeStream((await source.open(task.key)) as Readable, task.key, decompress);
+}
+
+export default async function processFile(task: FileTask): Promise<FileOutcome> {
+  let input: DecodedInput | undefined;
+  let outputError: unknown;
+  let writer: Awaited<ReturnType<Sink["create"]>> | undefined;
+  try {
+    const processor = await loadProcessor(task.processor);
+    const options = await validateOptions(task.processor, processor, task.processorOptions);
+    const source = await cached(sources, `${task.sourceUri}\u0000${JSON.stringify(task.s3)}`, () => openSource(task.sourceUri, task.s3));
+    const sink = await cached(sinks, `${task.outputUri}\u0000${JSON.stringify(task.s3)}`, () => openSink(task.outputUri, task.s3));
+    const outKey = outputKeyOf(processor, task.key);
+    input = await openInput(source, task, processor.decompress !== false);
+    writer = await sink.create(outKey, processor.contentType);
+    // An output stream error (disk full, S3 refused) must fail the file, not hang it.
+    const outputFailed = new Promise<never>((_, reject) =>
+      writer!.stream.once("error", (e) => {
+        outputError ??= e;
+        reject(e);
+      }),
+    );
+    outputFailed.catch(() => undefined);
+    const errors: string[] = [];
+    let badRecords = 0;
     const { records } = await Promise.race([
       processor.process({
         key: task.key,
         partition: task.partition,
-        input,
+        input: input.input,
         output: writer.stream,
-        options: task.processorOptions,
+        options,
         reportError(reason, where) {
           badRecords++;
           if (errors.length < 10) errors.push(`${task.key}${where?.line ? `:${where.line}` : ""}: ${reason}`);
@@ -149,13 +106,77 @@ export default async function processFile(task: FileTask): Promise<FileResult> {
       outputFailed,
     ]);
     // Drain anything the processor left unread so that truncated gzip is still detected.
-    if (!input.readableEnded) for await (const chunk of input) void chunk;
-    const { bytes, location } = await writer.commit();
-    return { key: task.key, outKey, location, bytesIn: task.size, bytesOut: bytes, records, badRecords, errors };
+    if (!input.input.readableEnded) for await (const chunk of input.input) void chunk;
+    const inputFailure = input.failure();
+    if (inputFailure) throw inputFailure;
+    if (badRecords > 0 && badRecords / (badRecords + records) > task.maxBadRecordRatio) {
+      throw new FileError(
+        "E_BAD_RECORDS",
+        `${task.key}: ${badRecords} of ${badRecords + records} records are malformed (more than maxBadRecordRatio ${task.maxBadRecordRatio}); first: ${errors[0] ?? "-"}`,
+      );
+    }
+    const committed = await writer.commit().catch((e: unknown) => {
+      outputError ??= e;
+      throw e;
+    });
+    return {
+      ok: true,
+      result: {
+        key: task.key,
+        outKey: (committed as { key?: string }).key ?? outKey,
+        location: committed.location,
+        bytesIn: task.size,
+        bytesOut: committed.bytes,
+        records,
+        badRecords,
+        errors,
+      },
+    };
   } catch (err) {
-    await writer.abort(err as Error).catch(() => undefined);
-    input.destroy();
-    const msg = err instanceof Error ? err.message : String(err);
-    throw Object.assign(new Error(`${task.key}: ${msg}`, { cause: err }), { code: (err as { code?: string }).code });
+    const failure = classify(err, task.key, input, outputError);
+    await writer?.abort(failure).catch(() => undefined);
+    input?.input.destroy();
+    return { ok: false, failure: failure.toFailure() };
+  }
+}
+
+/** Loads the processor and its transform and validates the options, as a run will (nothing is read). */
+export async function preflight(task: PreflightTask): Promise<PreflightOutcome> {
+  try {
+    const processor = await loadProcessor(task.processor);
+    const warnings: string[] = [];
+    if (!processor.optionsSchema && Object.keys(task.processorOptions).length > 0) {
+      warnings.push(`processor ${task.processor} declares no optionsSchema: its processorOptions are not checked`);
+    }
+    const options = await validateOptions(task.processor, processor, task.processorOptions);
+    try {
+      await processor.preflight?.(options);
+    } catch (err) {
+      throw asPreflightFailure(task.processor, err);
+    }
+    return { ok: true, warnings, customOutputName: typeof processor.outputName === "function" };
+  } catch (err) {
+    const f = isTypedFailure(err) ? err : new JobError("E_PROCESSOR", messageOf(err), { retryable: false });
+    return { ok: false, failure: f.toFailure(), field: err instanceof OptionsError ? err.field : undefined };
+  }
+}
+
+/** The output names a processor gives some input keys (null where its outputName throws). */
+export async function outputNames(task: NamesTask): Promise<NamesOutcome> {
+  try {
+    const processor = await loadProcessor(task.processor);
+    return {
+      ok: true,
+      names: task.keys.map((k) => {
+        try {
+          return outputKeyOf(processor, k);
+        } catch {
+          return null;
+        }
+      }),
+    };
+  } catch (err) {
+    const f = isTypedFailure(err) ? err : new JobError("E_PROCESSOR", messageOf(err), { retryable: false });
+    return { ok: false, failure: f.toFailure() };
   }
 }

@@ -1,33 +1,70 @@
-/** Every Redis key tranche writes, in one place. With a `{tag}` prefix all keys share one Cluster slot. */
+/**
+ * Every Redis key tranche writes, in one place. With a `{tag}` prefix all keys share one Redis
+ * Cluster slot (the Lua scripts need that). Writers: P = planner (`tranche run`), W = batch worker,
+ * C = the commit script, O = operations (reset, rewind, dead-letters, migrate).
+ */
+
+/** Keys of one job's bookmark and runs. */
 export function keys(prefix: string, job: string) {
   const j = `${prefix}:bm:${job}`;
   return {
-    /** Set of partition ids that have bookmark state. */
+    /** set — partition ids that have bookmark state. C, O. */
     parts: `${j}:parts`,
-    /** Hash: version, lastRunId, updatedAt of the job's bookmark. */
+    /** hash — the job's bookmark: version, runs (committed), lastRunId, updatedAt, epoch (bumped by reset/rewind). C, O. */
     jobMeta: `${j}:meta`,
+    /** hash — one partition: wm (watermark), hwm (highest committed time), floor, files, updatedAt, lastRunId. C, O. */
     meta: (p: string) => `${j}:p:${p}:meta`,
+    /** zset — the band: key → last-modified of files committed at or above the band's lower edge. C, O. */
     done: (p: string) => `${j}:p:${p}:done`,
+    /** zset — leased key → last-modified: files selected by runs that have not committed them (holds wm below them). P, C. */
     lease: (p: string) => `${j}:p:${p}:lease`,
+    /** hash — leased key → owner run id (the other half of a lease). P, C. */
     leaseRun: (p: string) => `${j}:p:${p}:leaserun`,
-    /** Hash: "key@lastModified" → runs in which that file failed for good. */
+    /** hash — dead letters put back by `dead-letters retry`: key → last-modified; taken by the next run whatever the band says. O, C. */
+    retry: (p: string) => `${j}:p:${p}:retry`,
+    /** hash — "key@lastModified" → runs in which that file failed for good (file errors only). W. */
     failures: `${j}:failures`,
-    /** List of dead-lettered files (JSON: key, lastModified, reason, runId), newest first, at most 10,000. */
+    /** hash — dead-lettered files: key → JSON {key, lastModified, partition, runId, runs, reason, at}. W, O. */
     deadLetters: `${j}:deadletters`,
-    /** Zset of live runs of the job: run id → expiry (epoch ms). */
+    /** hash — files skipped for a recorded reason (archived storage class): key → JSON. W, O. */
+    skipped: `${j}:skipped`,
+    /** zset — live runs of the job: run id → slot expiry (epoch ms, Redis clock). P. */
     active: `${prefix}:runs:${job}:active`,
-    /** Held by the run that is planning and leasing (runs of one job plan one at a time). */
+    /** string — held by the run that is planning and leasing (runs of one job plan one at a time). P. */
     planLock: `${prefix}:runs:${job}:planlock`,
-    /** List of run summaries (JSON), newest first, trimmed to historySize. */
+    /** list — run summaries (JSON), newest first, trimmed to historySize. P, C. */
     history: `${prefix}:runs:${job}:history`,
-    run: (runId: string) => `${prefix}:run:${runId}`,
-    runErrors: (runId: string) => `${prefix}:run:${runId}:errors`,
-    /** Zset of the files a run's batches wrote in one partition (key → last-modified), awaiting the run's commit. */
-    staged: (runId: string, p: string) => `${prefix}:run:${runId}:staged:${p}`,
-    /** Set of the partitions a run leased files in. */
-    leasedParts: (runId: string) => `${prefix}:run:${runId}:leasedparts`,
-    /** Set of the partitions a run staged files in. */
-    stagedParts: (runId: string) => `${prefix}:run:${runId}:stagedparts`,
+    ...runKeys(prefix),
   };
 }
 export type Keys = ReturnType<typeof keys>;
+
+/**
+ * Keys of one run (they do not depend on the job). All expire `RUN_TTL_S` after the run's last
+ * write. The run hash's fields: job, status, mode, startedAt, endedAt, batches, filesPlanned,
+ * bytesPlanned; counters batchesOk, batchesFailed, progressFiles, progressBytes, filesStaged,
+ * bytesStaged, fileFailures, badRecords, deadLettered, gone, archived; `jobFailure` (the first job
+ * error); and bookkeeping fields `commit:<id>` (a replayed batch attempt), `batch:<id>` (ok|failed),
+ * `batchkind:<id>` (job), `failed:<key@lm>` (a file's failure counted once per run).
+ */
+export function runKeys(prefix: string) {
+  return {
+    /** hash — the run record (fields above). P, W. */
+    run: (runId: string) => `${prefix}:run:${runId}`,
+    /** list — the run's errors, newest first, at most 100. W. */
+    runErrors: (runId: string) => `${prefix}:run:${runId}:errors`,
+    /** list — keys the run dead-lettered. W. */
+    runDead: (runId: string) => `${prefix}:run:${runId}:dead`,
+    /** zset — files a run's batches wrote in one partition (key → last-modified), awaiting its commit. W, C. */
+    staged: (runId: string, p: string) => `${prefix}:run:${runId}:staged:${p}`,
+    /** set — partitions a run leased files in. P, C. */
+    leasedParts: (runId: string) => `${prefix}:run:${runId}:leasedparts`,
+    /** set — partitions a run staged files in. W, C. */
+    stagedParts: (runId: string) => `${prefix}:run:${runId}:stagedparts`,
+  };
+}
+
+/** The state-format key of a prefix (see src/state-version.ts). */
+export function stateKey(prefix: string): string {
+  return `${prefix}:state`;
+}

@@ -23,6 +23,8 @@ export interface PartitionView {
   liveLeases: ReadonlyMap<string, string>;
   /** key → owner run id, for files leased by runs that ended without committing them. */
   staleLeases?: ReadonlyMap<string, string>;
+  /** Dead letters put back by `dead-letters retry`: new whatever the band says. */
+  retry?: ReadonlySet<string>;
 }
 
 /** The band's lower edge: files older than this count as done. */
@@ -51,9 +53,10 @@ export type Verdict = "new" | "done" | "below-band" | "leased";
 
 /** Decides whether one listed file is to be processed by run `runId`. */
 export function classify(view: PartitionView, file: { key: string; lastModified: number }, runId: string): Verdict {
-  if (file.lastModified < bandFloor(view)) return "below-band";
+  const retried = view.retry?.has(file.key) === true;
+  if (!retried && file.lastModified < bandFloor(view)) return "below-band";
   const doneAt = view.done.get(file.key);
-  if (doneAt !== undefined && doneAt >= file.lastModified) return "done";
+  if (!retried && doneAt !== undefined && doneAt >= file.lastModified) return "done";
   const owner = view.liveLeases.get(file.key);
   if (owner !== undefined && owner !== runId) return "leased";
   return "new";

@@ -1,15 +1,15 @@
-import type { Redis } from "ioredis";
-import { ACQUIRE_RUN } from "./scripts/acquire-run.js";
-import { COMMIT_RUN } from "./scripts/commit-run.js";
-import { RESTORE_STATE } from "./scripts/restore-state.js";
-import { STAGE_BATCH } from "./scripts/stage-batch.js";
-import { LEASE_FILES } from "./scripts/lease-files.js";
+import type { Cluster, Redis } from "ioredis";
 import { keys, type Keys } from "./keys.js";
 import { ConfigError, RunInProgressError, RunLostError } from "../errors.js";
 import { bandFloor, type PartitionView } from "./rules.js";
+import { withScripts, type ScriptRedis } from "./scripts.js";
+import { RunSlots, RUN_TTL_S } from "./run-slots.js";
+import { DeadLetters } from "./dead-letters.js";
 
-/** Run records and staged files live this long (seconds). */
-export const RUN_TTL_S = 7 * 24 * 3600;
+export { RUN_TTL_S } from "./run-slots.js";
+
+/** A run's errors list keeps this many, newest first. */
+export const MAX_RUN_ERRORS = 100;
 
 /** One partition's state as kept in history snapshots. */
 export interface PartitionState {
@@ -65,41 +65,27 @@ export function normalizeState(raw: object): BookmarkState {
   return out;
 }
 
-type ScriptRedis = Redis & {
-  trancheAcquireRun(k1: string, ...args: (string | number)[]): Promise<(number | string)[]>;
-  trancheLeaseFiles(...args: (string | number)[]): Promise<string[]>;
-  trancheDropLease(k1: string, k2: string, key: string, owner: string): Promise<number>;
-  trancheUnlock(k1: string, owner: string): Promise<number>;
-  trancheKeepLock(k1: string, owner: string, ttlMs: number): Promise<number>;
-  trancheStageBatch(k1: string, k2: string, k3: string, ...args: (string | number)[]): Promise<number>;
-  trancheCommitRun(nKeys: number, ...args: (string | number)[]): Promise<[number, number | string, number?]>;
-  trancheRestoreState(nKeys: number, ...args: (string | number)[]): Promise<(number | string)[]>;
-};
-
-/** Registers the Lua scripts on a connection (idempotent); ioredis then runs them with EVALSHA. */
-export function withScripts(redis: Redis): ScriptRedis {
-  const r = redis as ScriptRedis;
-  if (typeof r.trancheAcquireRun !== "function") {
-    redis.defineCommand("trancheAcquireRun", { numberOfKeys: 1, lua: ACQUIRE_RUN });
-    redis.defineCommand("trancheLeaseFiles", { numberOfKeys: 6, lua: LEASE_FILES });
-    redis.defineCommand("trancheDropLease", {
-      numberOfKeys: 2,
-      lua: "if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]); return redis.call('ZREM', KEYS[1], ARGV[1]) end return 0",
-    });
-    redis.defineCommand("trancheUnlock", {
-      numberOfKeys: 1,
-      lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0",
-    });
-    redis.defineCommand("trancheKeepLock", {
-      numberOfKeys: 1,
-      lua: "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0",
-    });
-    redis.defineCommand("trancheStageBatch", { numberOfKeys: 3, lua: STAGE_BATCH });
-    // Variable key counts: the caller passes the number of keys first.
-    redis.defineCommand("trancheCommitRun", { lua: COMMIT_RUN });
-    redis.defineCommand("trancheRestoreState", { lua: RESTORE_STATE });
-  }
-  return r;
+/** What one batch attempt did (see {@link BookmarkStore.finishBatch}). */
+export interface FinishBatch {
+  partition: string;
+  runId: string;
+  /** Unique per attempt: a replay of the same id changes nothing. */
+  commitId: string;
+  /** The BullMQ batch id (for recording a job failure against it). */
+  batchId?: string;
+  /** The batch id when this attempt finished the whole batch (no failures left). */
+  finalBatchId?: string;
+  ok?: readonly CommitFile[];
+  archived?: readonly (CommitFile & { reason: string })[];
+  gone?: readonly { key: string; reason: string }[];
+  failed?: readonly { key: string; lastModified: number; reason: string }[];
+  /** Count `failed` toward dead letters (the batch's last attempt, state updates on, no job error). */
+  countFailures?: boolean;
+  deadLetterAfterRuns?: number;
+  errors?: string[];
+  badRecords?: number;
+  /** A job error's reason: marks the run as failed by its job or environment. */
+  jobFailure?: string;
 }
 
 export interface CommitFile {
@@ -124,88 +110,61 @@ export interface PartitionSummary {
 export class BookmarkStore {
   readonly k: Keys;
   private readonly r: ScriptRedis;
+  /** Run slots and the planning lock. */
+  readonly slots: RunSlots;
+  /** Dead letters and skipped files. */
+  readonly deadLetters: DeadLetters;
   constructor(
-    redis: Redis,
+    redis: Redis | Cluster,
     readonly prefix: string,
     readonly job: string,
   ) {
     this.r = withScripts(redis);
     this.k = keys(prefix, job);
-  }
-
-  /** Takes a run slot; returns the ids of the runs holding all slots when none is free. */
-  async acquireRun(runId: string, ttlMs: number, max: number): Promise<{ ok: true } | { ok: false; running: string[] }> {
-    const res = await this.r.trancheAcquireRun(this.k.active, runId, Date.now(), ttlMs, max);
-    if (Number(res[0]) === 1) return { ok: true };
-    return { ok: false, running: res.slice(1).map(String) };
-  }
-  /** Renews a run slot; false when the slot is gone (the run was presumed dead: it must not commit). */
-  async heartbeatRun(runId: string, ttlMs: number): Promise<boolean> {
-    return Number(await this.r.zadd(this.k.active, "XX", "CH", Date.now() + ttlMs, runId)) === 1;
-  }
-
-  /** The bookmark epoch: reset and rewind bump it, so that runs started before cannot commit after. */
-  async epoch(): Promise<string> {
-    return (await this.r.hget(this.k.jobMeta, "epoch")) ?? "0";
-  }
-  /**
-   * Waits for the job's planning lock: concurrent runs plan and lease one after another, so each
-   * sees the files the others leased and they take disjoint sets. Returns a release function.
-   */
-  async lockPlanning(runId: string, ttlMs = 120_000, waitMs = 600_000): Promise<() => Promise<void>> {
-    const until = Date.now() + waitMs;
-    while ((await this.r.set(this.k.planLock, runId, "PX", ttlMs, "NX")) !== "OK") {
-      if (Date.now() > until) throw new Error(`waited ${waitMs / 1000}s for another run of job "${this.job}" to finish planning`);
-      await new Promise((r) => setTimeout(r, 25 + Math.random() * 50));
-    }
-    // Planning a huge listing can outlast the TTL: keep the lock while this process is alive.
-    const keep = setInterval(() => void this.r.trancheKeepLock(this.k.planLock, runId, ttlMs).catch(() => undefined), ttlMs / 3);
-    return async () => {
-      clearInterval(keep);
-      await this.r.trancheUnlock(this.k.planLock, runId).catch(() => undefined);
-    };
-  }
-
-  async releaseRun(runId: string): Promise<void> {
-    await this.r.zrem(this.k.active, runId);
-  }
-  async liveRuns(): Promise<string[]> {
-    return this.r.zrangebyscore(this.k.active, `(${Date.now()}`, "+inf");
+    this.slots = new RunSlots(redis, prefix, job);
+    this.deadLetters = new DeadLetters(redis, prefix, job);
   }
 
   /**
    * Reads what the planner needs for one partition, in one MULTI (a consistent snapshot, so a
-   * concurrent commit cannot make committed files look new): watermark, floor, band, leases.
+   * concurrent commit cannot make committed files look new): watermark, floor, band, leases (live
+   * or stale by Redis' clock) and retried dead letters.
    */
   async loadView(partition: string, bandMs: number): Promise<PartitionView> {
     const res = (await this.r
       .multi()
       .hmget(this.k.meta(partition), "wm", "floor")
       .hgetall(this.k.leaseRun(partition))
-      .zrangebyscore(this.k.active, `(${Date.now()}`, "+inf")
+      .zrange(this.k.active, 0, -1, "WITHSCORES")
       .zrange(this.k.done(partition), 0, -1, "WITHSCORES")
+      .hkeys(this.k.retry(partition))
+      .time()
       .exec())!;
     const [wmRaw, floorRaw] = res[0]![1] as (string | null)[];
     const leaseOwners = res[1]![1] as Record<string, string>;
-    const active = res[2]![1] as string[];
+    const activeFlat = res[2]![1] as string[];
     const flat = res[3]![1] as string[];
+    const retry = new Set(res[4]![1] as string[]);
+    const [sec, usec] = res[5]![1] as [string, string];
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     const wm = wmRaw === null || wmRaw === undefined ? null : Number(wmRaw);
     const floorAt = floorRaw === null || floorRaw === undefined ? null : Number(floorRaw);
     const edge = bandFloor({ wm, bandMs, floor: floorAt });
     const done = new Map<string, number>();
     for (let i = 0; i < flat.length; i += 2) if (Number(flat[i + 1]) >= edge) done.set(flat[i]!, Number(flat[i + 1]));
-    const live = new Set(active);
+    const live = new Set<string>();
+    for (let i = 0; i < activeFlat.length; i += 2) if (Number(activeFlat[i + 1]) > now) live.add(activeFlat[i]!);
     const liveLeases = new Map<string, string>();
     const staleLeases = new Map<string, string>();
     for (const [k, owner] of Object.entries(leaseOwners)) (live.has(owner) ? liveLeases : staleLeases).set(k, owner);
-    return { wm, bandMs, floor: floorAt, done, liveLeases, staleLeases };
+    return { wm, bandMs, floor: floorAt, done, liveLeases, staleLeases, retry };
   }
 
   /** Leases files of one partition to a run; returns the keys it got. */
   async lease(partition: string, runId: string, files: readonly CommitFile[], bandMs: number): Promise<Set<string>> {
     const got = new Set<string>();
     for (let i = 0; i < files.length; i += 500) {
-      const args: (string | number)[] = [runId, Date.now(), bandMs, partition, RUN_TTL_S];
+      const args: (string | number)[] = [runId, bandMs, partition, RUN_TTL_S];
       for (const f of files.slice(i, i + 500)) args.push(f.key, f.lastModified);
       const taken = await this.r.trancheLeaseFiles(
         this.k.lease(partition),
@@ -214,6 +173,7 @@ export class BookmarkStore {
         this.k.done(partition),
         this.k.meta(partition),
         this.k.leasedParts(runId),
+        this.k.retry(partition),
         ...args,
       );
       for (const t of taken) got.add(t);
@@ -245,36 +205,76 @@ export class BookmarkStore {
       pipe.zscore(this.k.done(partition), f.key);
       pipe.hget(this.k.leaseRun(partition), f.key);
       pipe.zscore(staged, f.key);
+      pipe.hexists(this.k.retry(partition), f.key);
     }
-    pipe.zrangebyscore(this.k.active, `(${Date.now()}`, "+inf");
+    pipe.zrange(this.k.active, 0, -1, "WITHSCORES");
+    pipe.time();
     const res = (await pipe.exec())!;
-    const live = new Set((res[res.length - 1]![1] as string[]) ?? []);
+    const [sec, usec] = res[res.length - 1]![1] as [string, string];
+    const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+    const activeFlat = res[res.length - 2]![1] as string[];
+    const live = new Set<string>();
+    for (let i = 0; i < activeFlat.length; i += 2) if (Number(activeFlat[i + 1]) > now) live.add(activeFlat[i]!);
     return files.filter((f, i) => {
-      const doneAt = res[3 * i]![1] as string | null;
-      if (skipCommitted && doneAt !== null && Number(doneAt) >= f.lastModified) return false;
-      const owner = res[3 * i + 1]![1] as string | null;
+      const doneAt = res[4 * i]![1] as string | null;
+      const retried = Number(res[4 * i + 3]![1]) === 1;
+      if (skipCommitted && !retried && doneAt !== null && Number(doneAt) >= f.lastModified) return false;
+      const owner = res[4 * i + 1]![1] as string | null;
       if (owner && owner !== runId && live.has(owner)) return false;
-      const stagedAt = res[3 * i + 2]![1] as string | null;
+      const stagedAt = res[4 * i + 2]![1] as string | null;
       return !(stagedAt !== null && Number(stagedAt) >= f.lastModified);
     });
   }
 
-  /** Records what one batch attempt wrote; the run commits it all at its end. */
-  async stageBatch(args: {
-    partition: string;
-    runId: string;
-    commitId: string;
-    finalBatchId?: string;
-    files: readonly CommitFile[];
-  }): Promise<number> {
-    const argv: (string | number)[] = [args.partition, args.commitId, args.finalBatchId ?? "", RUN_TTL_S];
-    for (const f of args.files) argv.push(f.key, f.lastModified, f.size);
-    return this.r.trancheStageBatch(
-      this.k.staged(args.runId, args.partition),
-      this.k.stagedParts(args.runId),
-      this.k.run(args.runId),
-      ...argv,
+  /**
+   * Records what one batch attempt did, atomically (see lua/finish-batch-8.lua): stages written and
+   * archived files for the run's commit, counts file failures once per run and dead-letters those
+   * at `deadLetterAfterRuns`, records gone files, errors, bad records and a job failure. Returns
+   * how many files were newly staged, how many failures are left (not dead-lettered) and the keys
+   * dead-lettered now. A replayed `commitId` changes nothing.
+   */
+  async finishBatch(a: FinishBatch): Promise<{ staged: number; failuresLeft: number; deadLettered: string[] }> {
+    const payload = {
+      partition: a.partition,
+      commitId: a.commitId,
+      batchId: a.batchId ?? a.commitId,
+      final: a.finalBatchId ?? "",
+      runId: a.runId,
+      ttl: RUN_TTL_S,
+      maxErrors: MAX_RUN_ERRORS,
+      deadLetterAfterRuns: a.deadLetterAfterRuns ?? 0,
+      countFailures: a.countFailures ?? false,
+      at: new Date().toISOString(),
+      ok: (a.ok ?? []).map((f) => [f.key, f.lastModified, f.size]),
+      archived: (a.archived ?? []).map((f) => [f.key, f.lastModified, f.size, f.reason]),
+      gone: (a.gone ?? []).map((f) => [f.key, f.reason]),
+      failed: (a.failed ?? []).map((f) => [f.key, f.lastModified, f.reason]),
+      errors: a.errors ?? [],
+      badRecords: a.badRecords ?? 0,
+      jobFailure: a.jobFailure ?? "",
+    };
+    const res = await this.r.trancheFinishBatch(
+      this.k.staged(a.runId, a.partition),
+      this.k.stagedParts(a.runId),
+      this.k.run(a.runId),
+      this.k.runErrors(a.runId),
+      this.k.failures,
+      this.k.deadLetters,
+      this.k.runDead(a.runId),
+      this.k.skipped,
+      JSON.stringify(payload),
     );
+    return { staged: Number(res[0]), failuresLeft: Math.max(0, Number(res[1])), deadLettered: res.slice(2).map(String) };
+  }
+
+  /** Stages files a batch wrote (a {@link finishBatch} with only successes). Returns how many were new. */
+  async stageBatch(args: { partition: string; runId: string; commitId: string; finalBatchId?: string; files: readonly CommitFile[] }): Promise<number> {
+    return (await this.finishBatch({ ...args, ok: args.files })).staged;
+  }
+
+  /** Records a batch as finally failed on its run, once (atomic). `kind` job stops a drain. */
+  async markBatchFailed(runId: string, batchId: string, reason: string, kind: "job" | "file"): Promise<boolean> {
+    return Number(await this.r.trancheMarkBatchFailed(this.k.run(runId), this.k.runErrors(runId), batchId, reason, kind, RUN_TTL_S, MAX_RUN_ERRORS)) === 1;
   }
 
   /**
@@ -290,7 +290,7 @@ export class BookmarkStore {
     /** The bookmark epoch read when the run started (default: now). */
     epoch?: string;
   }): Promise<{ version: number; runs: number }> {
-    const epoch = args.epoch ?? (await this.epoch());
+    const epoch = args.epoch ?? (await this.slots.epoch());
     for (let attempt = 0; attempt < 5; attempt++) {
       const touched = (await this.r.sunion(this.k.stagedParts(args.runId), this.k.leasedParts(args.runId))).sort();
       const keys = [
@@ -301,7 +301,8 @@ export class BookmarkStore {
         this.k.stagedParts(args.runId),
         this.k.leasedParts(args.runId),
       ];
-      for (const p of touched) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.staged(args.runId, p));
+      for (const p of touched)
+        keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.staged(args.runId, p), this.k.retry(p));
       const argv = [args.runId, args.bandMs, args.maxFilesInBand, args.historySize, JSON.stringify(args.summary), epoch, ...touched];
       const [ok, a, b] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
       if (Number(ok) === 1) return { version: Number(a), runs: Number(b) };
@@ -310,7 +311,7 @@ export class BookmarkStore {
         this.job,
         args.runId,
         a === "slot"
-          ? "it lost its run slot (it stopped renewing it for 30 s, e.g. Redis was unreachable or the process paused), so other runs may have taken its files"
+          ? "it lost its run slot (it stopped renewing it for 30 s, or Redis lost its data), so other runs may have taken its files"
           : "the bookmark was reset or rewound while it ran",
       );
     }
@@ -405,32 +406,23 @@ export class BookmarkStore {
     return this.restore(target, runId, [...changed]);
   }
 
-  /** Deletes every piece of the job's bookmark state and history (atomic; refused while a run is in progress). */
+  /** Deletes every piece of the job's bookmark state, history and dead letters, in one atomic step (refused while a run is in progress). */
   async reset(): Promise<void> {
     await this.restore(null, "", await this.partitions());
-    await this.r.del(this.k.failures, this.k.deadLetters);
   }
 
-  /** The newest dead-lettered files (see `bookmark.deadLetterAfterRuns`). */
-  async deadLetters(limit = 20): Promise<{ total: number; newest: Record<string, unknown>[] }> {
-    const [total, newest] = await Promise.all([this.r.llen(this.k.deadLetters), this.r.lrange(this.k.deadLetters, 0, limit - 1)]);
-    return { total, newest: newest.map((x) => JSON.parse(x) as Record<string, unknown>) };
-  }
-
-  /** Sets the given partitions to `target` (deleting those it lacks), atomically. */
+  /** Sets the given partitions to `target` (deleting those it lacks), atomically. `null`: a reset. */
   private async restore(
     target: Record<string, PartitionState | undefined> | null,
     lastRunId: string,
     partitions: string[],
   ): Promise<number> {
     const pids = [...partitions].sort();
-    const keys = [this.k.jobMeta, this.k.parts, this.k.active];
-    for (const p of pids) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p));
-    if (!target) keys.push(this.k.history);
+    const keys = [this.k.jobMeta, this.k.parts, this.k.active, this.k.history, this.k.failures, this.k.deadLetters, this.k.skipped];
+    for (const p of pids) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p));
     const res = await this.r.trancheRestoreState(
       keys.length,
       ...keys,
-      Date.now(),
       lastRunId,
       target ? JSON.stringify(Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined))) : "",
       ...pids,
@@ -477,6 +469,6 @@ export class BookmarkStore {
   /** Every key of this job's bookmark state (for MEMORY USAGE and reset). */
   async stateKeys(): Promise<string[]> {
     const parts = await this.partitions();
-    return [this.k.parts, this.k.jobMeta, ...parts.flatMap((p) => [this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p)])];
+    return [this.k.parts, this.k.jobMeta, ...parts.flatMap((p) => [this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)])];
   }
 }

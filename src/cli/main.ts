@@ -1,11 +1,30 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { TrancheError } from "../errors.js";
+import { checkLogEnv } from "../log.js";
+import { packageVersion } from "../package-root.js";
+import { redactText } from "../redact.js";
 import { demoCommand } from "../demo/demo.js";
-import { bookmarkChangeCommand, bookmarkShowCommand, runCommand, statusCommand, workerCommand } from "./commands.js";
+import { bookmarkChangeCommand, bookmarkShowCommand } from "./bookmark-commands.js";
+import { deadLettersCommand } from "./dead-letters-command.js";
+import { migrateCommand } from "./migrate-command.js";
+import { assertNoDeadLetters, runCommand } from "./run-command.js";
+import { statusCommand } from "./status-command.js";
+import { workerCommand } from "./worker-command.js";
 
-function int(name: string) {
+// `tranche … | head -1`: a closed pipe ends the output quietly, not with a stack trace.
+for (const s of [process.stdout, process.stderr]) {
+  s.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
+}
+
+
+/** A whole-number option value; `min` 1 refuses 0 (`--threads 0`), naming the option. */
+function int(name: string, min = 0) {
   return (v: string) => {
-    if (!/^[0-9]+$/.test(v)) throw new InvalidArgumentError(`${name} must be a whole number, got ${JSON.stringify(v)}`);
+    if (!/^[0-9]+$/.test(v) || Number(v) < min)
+      throw new InvalidArgumentError(`${name} must be a whole number${min > 0 ? ` of at least ${min}` : ""}, got ${JSON.stringify(v)}`);
     return Number(v);
   };
 }
@@ -13,103 +32,154 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 const program = new Command("tranche")
   .description("Bounded runs over large file backlogs in S3 or a local folder, with Redis bookmarks")
-  .showHelpAfterError()
+  .version(packageVersion(), "-V, --version", "print tranche's version")
+  .option("-c, --config <file>", "config file (default $TRANCHE_CONFIG or ./tranche.yaml); also accepted after the command")
+  .showHelpAfterError("(run with --help for the options)")
+  .configureOutput({
+    // Argument-parser errors get the documented one-line form (exit 2, see below).
+    outputError: (str, write) => write(`error [E_CONFIG]: ${str.replace(/^error: /, "").trim()}\n`),
+  })
   .exitOverride();
+
+/** `-c` given before the command (`tranche -c x.yaml run job`) or after it. */
+function withConfig<T extends { config?: string }>(o: T): T {
+  return { ...o, config: o.config ?? (program.opts().config as string | undefined) };
+}
+const configOption = () => new Option("-c, --config <file>", "config file (default $TRANCHE_CONFIG or ./tranche.yaml)");
 
 program
   .command("run <job>")
-  .description("plan and execute one bounded run of <job> in this process, then exit")
-  .option("-c, --config <file>", "config file (default $TRANCHE_CONFIG or ./tranche.yaml)")
-  .option("--drain", "repeat runs until nothing is left")
+  .description("check the job, plan and execute one bounded run of <job> in this process, then exit")
+  .addOption(configOption())
+  .option("--drain", "repeat runs until nothing is left (stops on a job error)")
   .option("--bounded-files <n>", "override the bound for this run: at most N files")
   .option("--bounded-size <bytes>", "override the bound for this run: at most BYTES bytes")
   .addOption(new Option("--bookmark <mode>", "bookmark mode for this run").choices(["enable", "disable", "pause"]))
   .option("--from <runId>", "with --bookmark pause: replay what arrived after this run…")
   .option("--to <runId>", "…up to this run (both or neither)")
-  .option("--threads <n>", "worker threads for this run", int("--threads"))
+  .option("--threads <n>", "worker threads for this run", int("--threads", 1))
   .option("--metrics-port <port>", "serve /metrics while running", int("--metrics-port"))
   .option("--json", "print one JSON object per run on stdout")
   .action(async (job: string, o) => {
-    await runCommand(job, o);
+    assertNoDeadLetters(job, await runCommand(job, withConfig(o)));
   });
 
 program
   .command("worker")
   .description("consume batches from the queue until SIGTERM (run many, on many hosts)")
-  .option("-c, --config <file>", "config file")
+  .addOption(configOption())
   .option("--job <name>", "consume only this job's queue (repeatable; default all jobs)", collect)
-  .option("--threads <n>", "worker threads", int("--threads"))
-  .option("--max-old-generation-size-mb <mb>", "V8 heap limit per thread", int("--max-old-generation-size-mb"))
-  .option("--files-per-thread <n>", "files one thread works on at once (they share its heap)", int("--files-per-thread"))
-  .option("--concurrency <n>", "batches at once per queue", int("--concurrency"))
+  .option("--threads <n>", "worker threads", int("--threads", 1))
+  .option("--max-old-generation-size-mb <mb>", "V8 heap limit per thread", int("--max-old-generation-size-mb", 16))
+  .option("--files-per-thread <n>", "files one thread works on at once (they share its heap)", int("--files-per-thread", 1))
+  .option("--concurrency <n>", "batches at once per queue", int("--concurrency", 1))
   .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port"))
-  .option("--lock-duration-ms <ms>", "a worker silent this long is presumed dead and its batch retaken", int("--lock-duration-ms"))
-  .option("--stalled-interval-ms <ms>", "how often to look for batches of dead workers", int("--stalled-interval-ms"))
+  .option("--lock-duration-ms <ms>", "a worker silent this long is presumed dead and its batch retaken", int("--lock-duration-ms", 500))
+  .option("--stalled-interval-ms <ms>", "how often to look for batches of dead workers", int("--stalled-interval-ms", 100))
   .action(async (o) => {
-    await workerCommand(o);
+    await workerCommand(withConfig(o));
   });
 
 program
   .command("status [job]")
-  .description("backlog (files, bytes, oldest), bookmark summary and last runs")
-  .option("-c, --config <file>", "config file")
+  .description("backlog (files, bytes, oldest), bookmark summary, dead letters and last runs")
+  .addOption(configOption())
   .option("--json", "print JSON")
   .action(async (job: string | undefined, o) => {
-    await statusCommand(job, o);
+    await statusCommand(job, withConfig(o));
   });
 
 const bookmark = program.command("bookmark").description("show, reset or rewind a job's bookmark (output is never touched)");
 bookmark
   .command("show <job>")
   .description("the bookmark as Glue's JobBookmarkEntry, per-partition detail and run history")
-  .option("-c, --config <file>", "config file")
+  .addOption(configOption())
   .option("--json", "print JSON")
   .action(async (job: string, o) => {
-    await bookmarkShowCommand(job, o);
+    await bookmarkShowCommand(job, withConfig(o));
   });
 bookmark
   .command("reset <job>")
-  .description("everything of the job starts over (refused while a run is in progress)")
-  .option("-c, --config <file>", "config file")
+  .description("everything of the job starts over, dead letters included (refused while a run is in progress)")
+  .addOption(configOption())
   .action(async (job: string, o) => {
-    await bookmarkChangeCommand(job, "reset", o);
+    await bookmarkChangeCommand(job, "reset", withConfig(o));
   });
 bookmark
   .command("rewind <job>")
   .description("restore the state after an earlier run (refused while a run is in progress)")
   .requiredOption("--to-run <runId>", "the run whose end state to restore")
-  .option("-c, --config <file>", "config file")
+  .addOption(configOption())
   .action(async (job: string, o) => {
-    await bookmarkChangeCommand(job, "rewind", o);
+    await bookmarkChangeCommand(job, "rewind", withConfig(o));
+  });
+
+const dead = program.command("dead-letters").description("files set aside after failing in repeated runs: list, retry or clear them");
+dead
+  .command("list <job>")
+  .description("every dead letter with its key, time, partition, run and reason (tab-separated, or --json lines)")
+  .addOption(configOption())
+  .option("--json", "one JSON object per line")
+  .option("--skipped", "list the skipped (archived) files instead")
+  .action(async (job: string, o) => {
+    await deadLettersCommand("list", job, withConfig(o));
+  });
+dead
+  .command("retry <job>")
+  .description("put dead letters back in the backlog: the next run takes them")
+  .addOption(configOption())
+  .option("--key <key>", "only this key (repeatable; default all)", collect)
+  .action(async (job: string, o) => {
+    await deadLettersCommand("retry", job, withConfig(o));
+  });
+dead
+  .command("clear <job>")
+  .description("forget dead letters (they stay done)")
+  .addOption(configOption())
+  .option("--key <key>", "only this key (repeatable; default all)", collect)
+  .action(async (job: string, o) => {
+    await deadLettersCommand("clear", job, withConfig(o));
+  });
+
+program
+  .command("migrate")
+  .description("upgrade the Redis state under the prefix to this tranche's format (stop other tranche processes first)")
+  .addOption(configOption())
+  .action(async (o) => {
+    await migrateCommand(withConfig(o));
   });
 
 program
   .command("demo")
-  .description("create a sample backlog in a temporary folder and drain it in bounded runs")
-  .option("--dir <dir>", "folder for the sample data (default: a new temporary folder)")
-  .option("--files <n>", "files to generate", int("--files"), 3000)
-  .option("--partitions <n>", "date partitions", int("--partitions"), 6)
-  .option("--records <n>", "records per file", int("--records"), 200)
-  .option("--bounded-files <n>", "bound of each run", int("--bounded-files"), 500)
-  .option("--threads <n>", "worker threads", int("--threads"), 2)
+  .description("create a sample backlog in ./.tranche-demo and drain it in bounded runs (again: nothing left to do)")
+  .option("--dir <dir>", "folder for the sample data, config and output", ".tranche-demo")
+  .option("--files <n>", "files to generate", int("--files", 1), 3000)
+  .option("--partitions <n>", "date partitions", int("--partitions", 1), 6)
+  .option("--records <n>", "records per file", int("--records", 1), 200)
+  .option("--bounded-files <n>", "bound of each run", int("--bounded-files", 1), 500)
+  .option("--threads <n>", "worker threads", int("--threads", 1), 2)
+  .option("--fresh", "start over: delete the demo folder and its bookmark first")
+  .option("--clean", "delete the demo folder and its Redis keys, then exit")
   .option("--json", "print one JSON object per run")
   .action(async (o) => {
     await demoCommand(o);
   });
 
 try {
+  checkLogEnv();
   await program.parseAsync(process.argv);
   process.exit(0);
 } catch (err) {
   const e = err as Error & { code?: string; exitCode?: number };
   if (e.code?.startsWith("commander.")) {
+    // Help and --version exit 0; parser errors were printed by outputError above.
     process.exit(e.exitCode === 0 ? 0 : 2);
   }
   if (err instanceof TrancheError) {
-    process.stderr.write(`error [${err.code}]: ${err.message}\n`);
+    process.stderr.write(`error [${err.code}]: ${redactText(err.message)}\n`);
     process.exit(err.exitCode);
   }
-  process.stderr.write(`error: ${e.message ?? String(err)}\n`);
+  process.stderr.write(`error: ${redactText(e.message ?? String(err))}\n`);
   if (process.env.TRANCHE_DEBUG) process.stderr.write(`${e.stack}\n`);
   process.exit(1);
 }

@@ -1,22 +1,5 @@
-import type { RunProgress } from "../run/runner.js";
-
-export function formatBytes(n: number): string {
-  const u = ["B", "KB", "MB", "GB", "TB"];
-  let i = 0;
-  let v = n;
-  while (v >= 1000 && i < u.length - 1) {
-    v /= 1000;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
-}
-
-function formatDuration(s: number): string {
-  if (!Number.isFinite(s)) return "--";
-  if (s < 60) return `${Math.round(s)}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
-  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
-}
+import type { RunProgress } from "../run/summary.js";
+import { formatBytes, formatDuration } from "./render.js";
 
 /**
  * Shows a run's progress: a redrawn bar (files, bytes, rate, ETA) on a terminal, otherwise a plain

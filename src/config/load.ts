@@ -4,8 +4,9 @@ import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { redact } from "../redact.js";
 import { parseBoundOptions } from "./bounds.js";
-import { configSchema, type TrancheConfig } from "./schema.js";
+import { configSchema, redisUrl, type TrancheConfig } from "./schema.js";
 
 /** Formats zod issues as `field: got VALUE; expected …` lines. */
 function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
@@ -14,7 +15,7 @@ function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
       const field = i.path.length ? i.path.join(".") : "(top level)";
       let value: unknown = raw;
       for (const p of i.path) value = value && typeof value === "object" ? (value as Record<PropertyKey, unknown>)[p] : undefined;
-      const got = value === undefined ? "missing" : JSON.stringify(value);
+      const got = value === undefined ? "missing" : JSON.stringify(redact(value));
       if (i.code === "unrecognized_keys")
         return `${field}: unknown option(s) ${i.keys.join(", ")}; check the spelling (see README "Configuration")`;
       return `${field}: got ${got}; ${i.message}`;
@@ -40,8 +41,16 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
     throw new ConfigError(`invalid configuration in ${file}:\n  ${formatIssues(parsed.error.issues, raw)}`);
   }
   const cfg = parsed.data;
-  if (env.TRANCHE_REDIS_URL) cfg.redis.url = env.TRANCHE_REDIS_URL;
-  if (env.TRANCHE_PREFIX) cfg.prefix = env.TRANCHE_PREFIX;
+  if (env.TRANCHE_REDIS_URL) {
+    const u = redisUrl.safeParse(env.TRANCHE_REDIS_URL);
+    if (!u.success) throw new ConfigError(`TRANCHE_REDIS_URL: ${u.error.issues[0]?.message ?? "not a Redis URL"}`);
+    cfg.redis.url = env.TRANCHE_REDIS_URL;
+  }
+  if (env.TRANCHE_PREFIX) {
+    const p = configSchema.shape.prefix.safeParse(env.TRANCHE_PREFIX);
+    if (!p.success) throw new ConfigError(`TRANCHE_PREFIX=${JSON.stringify(env.TRANCHE_PREFIX)}: ${p.error.issues[0]?.message ?? "not a valid prefix"}`);
+    cfg.prefix = env.TRANCHE_PREFIX;
+  }
   const baseDir = opts.baseDir ?? process.cwd();
   for (const [name, job] of Object.entries(cfg.jobs)) {
     // Bounds are checked here, before anything is listed or read.

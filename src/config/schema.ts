@@ -1,6 +1,34 @@
+import picomatch from "picomatch";
 import { z } from "zod";
+import { DEFAULTS } from "./defaults.js";
 
 const boundValue = z.union([z.string(), z.number()]).optional();
+
+/** Refuses a glob picomatch cannot compile exactly (unbalanced `[`, `{`, `(`). */
+function checkGlob(p: string, ctx: z.RefinementCtx): void {
+  try {
+    picomatch.makeRe(p, { strictBrackets: true });
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `not a valid glob: ${(err as Error).message}` });
+  }
+}
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://…`, with a numeric database. */
+export const redisUrl = z.string().superRefine((v, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    ctx.addIssue({ code: "custom", message: "not a URL; use redis://host:port[/db] or rediss://host:port[/db]" });
+    return;
+  }
+  if (u.protocol !== "redis:" && u.protocol !== "rediss:") {
+    ctx.addIssue({ code: "custom", message: `scheme ${u.protocol} is not supported; use redis:// or rediss://` });
+  }
+  if (!u.hostname) ctx.addIssue({ code: "custom", message: "no host; use redis://host:port" });
+  const db = u.pathname.replace(/^\//, "");
+  if (db !== "" && !/^[0-9]+$/.test(db)) ctx.addIssue({ code: "custom", message: `database ${JSON.stringify(db)} is not a number; use redis://host:port/0` });
+});
 
 /** Where a job's files are. */
 export const sourceSchema = z
@@ -9,8 +37,8 @@ export const sourceSchema = z
     path: z.string().min(1),
     /** Hive-style partition keys, outermost first (`[dt]` for `dt=2024-01-01/`). Default: none. */
     partitionKeys: z.array(z.string().min(1)).default([]),
-    /** Glob patterns (picomatch) of keys to skip, e.g. `**.tmp`. Default: none. */
-    exclusions: z.array(z.string().min(1)).default([]),
+    /** Glob patterns (picomatch) of keys to skip, e.g. `**.tmp`. Default: none. Unbalanced brackets are refused. */
+    exclusions: z.array(z.string().min(1).superRefine(checkGlob)).default([]),
     /** At most this many files per run: a decimal string or an integer. */
     boundedFiles: boundValue,
     /** At most this many bytes per run: a decimal string or an integer. */
@@ -44,19 +72,30 @@ export const bookmarkSchema = z
   .refine((b) => (b.from === undefined) === (b.to === undefined), { message: "from and to go together: give both run ids or neither" })
   .refine((b) => b.from === undefined || b.mode === "pause", { message: "from/to need mode: pause" });
 
+const W = DEFAULTS.worker;
 export const workerSchema = z
   .object({
     /** Worker threads in the Piscina pool. Default 2. */
-    threads: z.number().int().positive().max(256).default(2),
+    threads: z.number().int().positive().max(256).default(W.threads),
     /** V8 old-generation heap limit per thread, in MiB. Default 256. */
-    maxOldGenerationSizeMb: z.number().int().min(16).default(256),
+    maxOldGenerationSizeMb: z.number().int().min(16).default(W.maxOldGenerationSizeMb),
     /**
      * Files one thread works on at once; they share its heap. Default 1, so that a thread that
-     * runs out of memory fails only its own file. 2–8 speeds up small, I/O-bound files.
+     * runs out of memory (or hangs) fails only its own file. 2–8 speeds up small, I/O-bound files,
+     * at the price that such a failure cannot be blamed on one file (it is retried, never dead-lettered).
      */
-    filesPerThread: z.number().int().positive().max(64).default(1),
+    filesPerThread: z.number().int().positive().max(64).default(W.filesPerThread),
     /** Batches one worker process runs at once. Default 1. */
-    concurrency: z.number().int().positive().default(1),
+    concurrency: z.number().int().positive().default(W.concurrency),
+    /** A file that runs longer than this fails alone (`E_FILE_TIMEOUT`), its thread stopped. Default 3600. */
+    fileTimeoutSeconds: z.number().int().positive().default(W.fileTimeoutSeconds),
+    /**
+     * A worker that stops renewing its batch's lock for this long (it was killed) is presumed dead
+     * and the batch is taken again. Default 4000 ms (with stalledIntervalMs 2000: ~4 s median recovery).
+     */
+    lockDurationMs: z.number().int().min(500).default(W.lockDurationMs),
+    /** How often workers look for batches of dead workers. Default 2000 ms. */
+    stalledIntervalMs: z.number().int().min(100).default(W.stalledIntervalMs),
   })
   .strict();
 
@@ -65,8 +104,17 @@ export const jobSchema = z
     source: sourceSchema,
     /** Built-in name (`ndjson`, `csv`, `copy`) or a path to a processor module. */
     processor: z.string().min(1),
-    /** Free-form options passed to the processor (e.g. `transform` for ndjson, `delimiter` for csv). */
+    /**
+     * Options passed to the processor (e.g. `transform` for ndjson, `delimiter` for csv), checked
+     * against the processor's own schema before anything is leased. A string value may reference
+     * an environment variable as `${env:NAME}`: it is resolved on each worker, never sent via Redis.
+     */
     processorOptions: z.record(z.string(), z.unknown()).default({}),
+    /**
+     * A file whose share of malformed records is above this fails as a file error (`E_BAD_RECORDS`)
+     * instead of succeeding with an empty output. An empty file is processed, not bad. Default 0.5.
+     */
+    maxBadRecordRatio: z.number().min(0).max(1).default(DEFAULTS.maxBadRecordRatio),
     output: z.object({ path: z.string().min(1) }).strict(),
     bookmark: bookmarkSchema.default(() => bookmarkSchema.parse({})),
     worker: workerSchema.default(() => workerSchema.parse({})),
@@ -84,7 +132,7 @@ export const jobSchema = z
 export const configSchema = z
   .object({
     redis: z
-      .object({ url: z.string().min(1).default("redis://127.0.0.1:6379") })
+      .object({ url: redisUrl.default("redis://127.0.0.1:6379") })
       .strict()
       .default({ url: "redis://127.0.0.1:6379" }),
     /** Key prefix for BullMQ and bookmarks. Use `{name}` (a hash tag) on Redis Cluster. Default `tranche`. */
@@ -96,7 +144,7 @@ export const configSchema = z
     s3: z
       .object({
         region: z.string().optional(),
-        endpoint: z.string().url().optional(),
+        endpoint: z.url({ protocol: /^https?$/ }).optional(),
         forcePathStyle: z.boolean().optional(),
         accessKeyId: z.string().optional(),
         secretAccessKey: z.string().optional(),

@@ -1,10 +1,12 @@
-import { mkdtemp } from "node:fs/promises";
-import os from "node:os";
+import { existsSync } from "node:fs";
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { stringify } from "yaml";
 import { validateConfig } from "../config/load.js";
-import { runCommand } from "../cli/commands.js";
-import { formatBytes } from "../cli/progress.js";
+import { runCommand } from "../cli/run-command.js";
+import { formatBytes, plural } from "../cli/render.js";
+import { connectRedis } from "../redis.js";
 import { generateBacklog } from "./generate.js";
 import { demoRedis } from "./redis-launcher.js";
 
@@ -16,62 +18,104 @@ export interface DemoOptions {
   boundedFiles?: number;
   threads?: number;
   json?: boolean;
+  /** Delete the demo folder and its bookmark first. */
+  fresh?: boolean;
+  /** Delete the demo folder and its Redis keys, then exit. */
+  clean?: boolean;
 }
 
-/** `tranche demo`: a sample backlog drained in bounded runs, with progress and a summary. */
+/** The demo's fixed key prefix: a second `tranche demo` finds the first one's bookmark. */
+export const DEMO_PREFIX = "tranche-demo";
+
+async function deleteKeys(url: string, prefix: string): Promise<number> {
+  const redis = await connectRedis(url);
+  let n = 0;
+  try {
+    let cursor = "0";
+    do {
+      const [next, ks] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (ks.length) n += await redis.del(...ks);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+  return n;
+}
+
+/**
+ * `tranche demo`: a sample backlog in `.tranche-demo/` (or `--dir`), drained in bounded runs,
+ * with progress and a summary. It keeps its data, config and bookmark, so running it again finds
+ * nothing left to do; `--clean` removes all of it. When no Redis answers it starts a private
+ * `redis-server` that keeps its data in the demo folder.
+ */
 export async function demoCommand(o: DemoOptions): Promise<void> {
   const out = process.stdout;
-  const dir = o.dir ?? (await mkdtemp(path.join(os.tmpdir(), "tranche-demo-")));
+  const dir = path.resolve(o.dir ?? ".tranche-demo");
+  const raw = path.join(dir, "raw");
+  if (o.clean || o.fresh) {
+    const redis = await demoRedis({ ...process.env }, undefined, path.join(dir, "redis"));
+    const n = await deleteKeys(redis.url, DEMO_PREFIX).finally(() => redis.stop());
+    await rm(dir, { recursive: true, force: true });
+    out.write(`removed ${dir} and ${plural(n, "Redis key")} under prefix ${DEMO_PREFIX}\n`);
+    if (o.clean) return;
+  }
   const files = o.files ?? 3000;
   const partitions = o.partitions ?? 6;
   const t0 = Date.now();
-  out.write(`tranche demo: writing ${files} gzipped JSON-lines files over ${partitions} date partitions to ${path.join(dir, "raw")} …\n`);
-  const gen = await generateBacklog({ dir: path.join(dir, "raw"), files, partitions, recordsPerFile: o.records ?? 200 });
-  out.write(`  ${gen.files} files, ${formatBytes(gen.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
-  const redis = await demoRedis();
+  const existing = existsSync(raw) ? (await readdir(raw)).length : 0;
+  if (existing) {
+    out.write(`tranche demo: reusing the sample backlog in ${raw} (--fresh to start over)\n`);
+  } else {
+    out.write(`tranche demo: writing ${files} gzipped JSON-lines files over ${partitions} date partitions to ${raw} …\n`);
+    const gen = await generateBacklog({ dir: raw, files, partitions, recordsPerFile: o.records ?? 200 });
+    out.write(`  ${plural(gen.files, "file")}, ${formatBytes(gen.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+  }
+  await mkdir(path.join(dir, "redis"), { recursive: true });
+  const redis = await demoRedis(process.env, undefined, path.join(dir, "redis"));
   out.write(
     redis.started
-      ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url} (stopped at the end)\n`
+      ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url}, keeping its data in ${path.join(dir, "redis")} (stopped at the end)\n`
       : `  using Redis at ${redis.url}\n`,
   );
-  const prefix = path.basename(dir).replace(/[^A-Za-z0-9_-]/g, "");
   const boundedFiles = o.boundedFiles ?? 500;
-  const cfg = validateConfig(
-    {
-      redis: { url: redis.url },
-      prefix,
-      jobs: {
-        events: {
-          source: {
-            path: pathToFileURL(path.join(dir, "raw")).href,
-            partitionKeys: ["dt"],
-            exclusions: ["**.tmp"],
-            boundedFiles: String(boundedFiles),
-          },
-          processor: "ndjson",
-          output: { path: pathToFileURL(path.join(dir, "out")).href },
-          worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
-          batchFiles: 50,
-        },
+  const raw_cfg = {
+    redis: { url: redis.url },
+    prefix: DEMO_PREFIX,
+    metrics: { port: 0 },
+    jobs: {
+      events: {
+        source: { path: pathToFileURL(raw).href, partitionKeys: ["dt"], exclusions: ["**.tmp"], boundedFiles: String(boundedFiles) },
+        processor: "ndjson",
+        output: { path: pathToFileURL(path.join(dir, "out")).href },
+        worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
+        batchFiles: 50,
       },
     },
-    { env: {}, file: "demo config" },
-  );
-  out.write(`  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (Redis key prefix ${prefix})\n`);
+  };
+  const configFile = path.join(dir, "tranche.yaml");
+  await writeFile(configFile, `# Written by 'tranche demo'.\n${stringify(raw_cfg)}`);
+  const cfg = validateConfig(raw_cfg, { env: {}, file: configFile });
+  out.write(`  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${DEMO_PREFIX})\n`);
   const t1 = Date.now();
   try {
     const runs = await runCommand("events", { drain: true, json: o.json }, cfg);
     const secs = (Date.now() - t1) / 1000;
-    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), {
-      files: 0,
-      bytes: 0,
-      bad: 0,
-    });
+    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), { files: 0, bytes: 0, bad: 0 });
+    const rel = path.relative(process.cwd(), dir) || ".";
+    if (total.files === 0) {
+      out.write(`\nnothing left to do: the bookmark in Redis covers every file of ${raw}\n  output: ${path.join(dir, "out")}\n`);
+    } else {
+      out.write(
+        `\ndone: ${plural(runs.length, "run")}, ${plural(total.files, "file")}, ${formatBytes(total.bytes)} in ${secs.toFixed(1)}s ` +
+          `(${(total.files / secs).toFixed(0)} files/s, ${(total.bytes / 1e6 / secs).toFixed(1)} MB/s); ${plural(total.bad, "bad record")} skipped and reported\n` +
+          `  input:  ${raw}\n  output: ${path.join(dir, "out")}\n` +
+          `  run 'npx tranche demo${o.dir ? ` --dir ${rel}` : ""}' again and nothing is left to do: the bookmark in Redis covers every file\n`,
+      );
+    }
     out.write(
-      `\ndone: ${runs.length} runs, ${total.files} files, ${formatBytes(total.bytes)} in ${secs.toFixed(1)}s ` +
-        `(${(total.files / secs).toFixed(0)} files/s, ${(total.bytes / 1e6 / secs).toFixed(1)} MB/s); ${total.bad} bad record(s) skipped and reported\n` +
-        `  input:  ${path.join(dir, "raw")}\n  output: ${path.join(dir, "out")}\n` +
-        `  run it again and nothing is left to do: the bookmark in Redis covers every file\n`,
+      `  look around: npx tranche status events -c ${path.join(rel, "tranche.yaml")}${redis.started ? " (needs that Redis running)" : ""}\n` +
+        `  remove everything: npx tranche demo${o.dir ? ` --dir ${rel}` : ""} --clean\n`,
     );
   } finally {
     await redis.stop();

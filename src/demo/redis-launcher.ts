@@ -1,4 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import net from "node:net";
 import { Redis } from "ioredis";
 import { TrancheError } from "../errors.js";
@@ -29,11 +30,14 @@ function freePort(): Promise<number> {
 
 /**
  * A Redis for the demo: `TRANCHE_REDIS_URL`, else 127.0.0.1:6379 when it answers, else a private
- * `redis-server` from PATH on a free port (no persistence), stopped by `stop()`.
+ * `redis-server` from PATH on a free port, stopped by `stop()`. With `dataDir` the private one
+ * keeps its data there (append-only file), so a second demo finds the first one's bookmark;
+ * without, it keeps nothing.
  */
 export async function demoRedis(
   env = process.env,
   defaultUrl = "redis://127.0.0.1:6379",
+  dataDir?: string,
 ): Promise<{ url: string; started: boolean; stop(): Promise<void> }> {
   const url = env.TRANCHE_REDIS_URL ?? defaultUrl;
   if (await answers(url)) return { url, started: false, stop: async () => undefined };
@@ -52,7 +56,9 @@ export async function demoRedis(
     );
   }
   const port = await freePort();
-  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+  const persist = dataDir ? ["--dir", dataDir, "--appendonly", "yes", "--appendfsync", "everysec"] : ["--appendonly", "no"];
+  if (dataDir) mkdirSync(dataDir, { recursive: true });
+  const child: ChildProcess = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", ...persist], {
     stdio: "ignore",
   });
   const privateUrl = `redis://127.0.0.1:${port}`;

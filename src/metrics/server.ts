@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { ConfigError } from "../errors.js";
 import { registry } from "./registry.js";
 
 /** Serves `/metrics` (Prometheus text) and `/healthz` (200 while `healthy()` is true). */
@@ -30,7 +31,13 @@ export async function startMetricsServer(
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === "EADDRINUSE" || err.code === "EACCES"
+          ? new ConfigError(`metrics port ${port} on ${host} ${err.code === "EADDRINUSE" ? "is in use" : "needs privileges"}; choose another with --metrics-port (or metrics.port), or 0 to turn metrics off`)
+          : err,
+      ),
+    );
     server.listen(port, host, resolve);
   });
   return {

@@ -1,20 +1,11 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
-import type { FileResult, FileTask } from "./task.js";
+import { DEFAULTS } from "../config/defaults.js";
+import { FileError, JobError, fromFailure, isTypedFailure, messageOf, type TypedFailure } from "../failures.js";
+import type { FileOutcome, FileResult, FileTask, NamesOutcome, NamesTask, PreflightOutcome, PreflightTask } from "./task.js";
 import { utilizationSources } from "../metrics/registry.js";
-
-/** The package root (the folder holding package.json), from the compiled or the source tree. */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("cannot find tranche's package.json");
-    dir = up;
-  }
-  return dir;
-}
+import { packageRoot } from "../package-root.js";
 
 /** The compiled worker-thread entry (`npm run build` makes it). */
 export function threadEntry(): string {
@@ -23,33 +14,39 @@ export function threadEntry(): string {
   return f;
 }
 
+
 export interface FilePoolOptions {
-  /** Worker threads. Default 2. */
+  /** Worker threads. @defaultValue 2 */
   threads?: number;
-  /** V8 old-generation heap limit per thread in MiB. Default 256. */
+  /** V8 old-generation heap limit per thread in MiB. @defaultValue 256 */
   maxOldGenerationSizeMb?: number;
   /**
    * Files one thread works on at once (they share its heap). Default 1: a thread that runs out of
-   * memory then fails only its own file. Raise it for small, I/O-bound files.
+   * memory or hangs then fails only its own file. Raise it for small, I/O-bound files.
+   * @defaultValue 1
    */
   filesPerThread?: number;
 }
 
+const TIMED_OUT = Symbol("file timeout");
+
 /**
  * A Piscina pool of worker threads, each under a V8 heap limit. A thread that runs out of memory
- * fails only its own file (with a clear error) and Piscina replaces it.
+ * or passes a file's timeout fails only its own file (with a clear, typed error) and Piscina
+ * replaces it. With `filesPerThread` > 1 the thread's other files fail with it and cannot be
+ * blamed: they get a retryable job error (`E_THREAD_LOST`), never a dead letter.
  */
 export class FilePool {
-  private readonly pool: Piscina<FileTask, FileResult>;
+  private readonly pool: Piscina;
   readonly threads: number;
   readonly maxOldGenerationSizeMb: number;
   readonly filesPerThread: number;
 
   constructor(opts: FilePoolOptions = {}) {
-    this.threads = opts.threads ?? 2;
-    this.maxOldGenerationSizeMb = opts.maxOldGenerationSizeMb ?? 256;
-    this.filesPerThread = opts.filesPerThread ?? 1;
-    this.pool = new Piscina<FileTask, FileResult>({
+    this.threads = opts.threads ?? DEFAULTS.worker.threads;
+    this.maxOldGenerationSizeMb = opts.maxOldGenerationSizeMb ?? DEFAULTS.worker.maxOldGenerationSizeMb;
+    this.filesPerThread = opts.filesPerThread ?? DEFAULTS.worker.filesPerThread;
+    this.pool = new Piscina({
       filename: threadEntry(),
       minThreads: this.threads,
       maxThreads: this.threads,
@@ -61,21 +58,55 @@ export class FilePool {
     utilizationSources.add(this.reportUtilization);
   }
 
-  async run(task: FileTask): Promise<FileResult> {
+  /**
+   * Processes one file. Resolves with its result; rejects with a typed failure (FileError,
+   * JobError, GoneError, ArchivedError). `timeoutMs` aborts the file's thread when it is exceeded.
+   */
+  async run(task: FileTask, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<FileResult> {
+    const ctl = new AbortController();
+    const timer = opts.timeoutMs ? setTimeout(() => ctl.abort(TIMED_OUT), opts.timeoutMs) : undefined;
+    const onOuter = () => ctl.abort(opts.signal?.reason);
+    opts.signal?.addEventListener("abort", onOuter, { once: true });
     try {
-      return await this.pool.run(task);
+      const out = (await this.pool.run(task, { signal: ctl.signal })) as FileOutcome;
+      if (out.ok) return out.result;
+      throw fromFailure(out.failure);
     } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      if (e?.code === "ERR_WORKER_OUT_OF_MEMORY" || /out of memory/i.test(e?.message ?? "")) {
-        throw Object.assign(
-          new Error(
-            `${task.key}: worker thread ran out of memory (maxOldGenerationSizeMb=${this.maxOldGenerationSizeMb}); raise worker.maxOldGenerationSizeMb or make the processor stream its input`,
-          ),
-          { code: "E_OUT_OF_MEMORY" },
-        );
-      }
-      throw err;
+      throw this.poolFailure(err, task, ctl.signal, opts.timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onOuter);
     }
+  }
+
+  /** Types what Piscina itself rejects with: out of memory, our timeout, a thread that died. */
+  private poolFailure(err: unknown, task: FileTask, signal: AbortSignal, timeoutMs: number | undefined): TypedFailure {
+    if (isTypedFailure(err)) return err;
+    const shared = this.filesPerThread > 1;
+    const others = `with filesPerThread=${this.filesPerThread} its other files failed with it; set worker.filesPerThread: 1 to tell which file is at fault`;
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === "ERR_WORKER_OUT_OF_MEMORY") {
+      const msg = `${task.key}: worker thread ran out of memory (maxOldGenerationSizeMb=${this.maxOldGenerationSizeMb}); raise worker.maxOldGenerationSizeMb or make the processor stream its input`;
+      return shared ? new JobError("E_THREAD_LOST", `${msg}; ${others}`) : new FileError("E_OUT_OF_MEMORY", msg);
+    }
+    if (signal.aborted && signal.reason === TIMED_OUT) {
+      const msg = `${task.key}: timed out after ${Math.round((timeoutMs ?? 0) / 1000)} s (worker.fileTimeoutSeconds); its thread was stopped`;
+      return shared ? new JobError("E_THREAD_LOST", `${msg}; ${others}`) : new FileError("E_FILE_TIMEOUT", msg);
+    }
+    if (signal.aborted) return new JobError("E_STOPPED", `${task.key}: stopped (${String(signal.reason)})`);
+    return new JobError("E_THREAD_LOST", `${task.key}: its worker thread stopped: ${messageOf(err)}`, { cause: err });
+  }
+
+  /** Loads the processor and transform and validates options in a thread, as a run will. */
+  async preflight(task: PreflightTask): Promise<PreflightOutcome> {
+    return (await this.pool.run(task, { name: "preflight" })) as PreflightOutcome;
+  }
+
+  /** The processor's output names for some keys (for the planner's collision check). */
+  async outputNames(task: NamesTask): Promise<(string | null)[]> {
+    const out = (await this.pool.run(task, { name: "outputNames" })) as NamesOutcome;
+    if (!out.ok) throw fromFailure(out.failure);
+    return out.names;
   }
 
   private readonly reportUtilization = () => this.pool.utilization;

@@ -1,21 +1,29 @@
+import type { Failure } from "../failures.js";
 import type { S3Settings } from "../source/types.js";
 
-/** What the pool sends a worker thread for one file. Plain data: it crosses the thread boundary. */
+/**
+ * What the pool sends a worker thread for one file. Plain data: it crosses the thread boundary
+ * (inside this process only: it is never written to Redis).
+ */
 export interface FileTask {
   sourceUri: string;
   outputUri: string;
   /** Built-in name (`ndjson`, `csv`, `copy`) or an absolute path to a processor module. */
   processor: string;
+  /** The job's processorOptions, with `${env:NAME}` references resolved on this worker. */
   processorOptions: Record<string, unknown>;
   s3: S3Settings;
   key: string;
   /** Size in bytes as listed. */
   size: number;
   partition: Record<string, string>;
+  /** A file with more than this share of bad records fails as a file error (`E_BAD_RECORDS`). */
+  maxBadRecordRatio: number;
 }
 
 export interface FileResult {
   key: string;
+  /** The output key actually written (relative to the output root). */
   outKey: string;
   location: string;
   bytesIn: number;
@@ -25,3 +33,23 @@ export interface FileResult {
   /** The first bad-record reasons (at most 10), each naming the file key and line. */
   errors: string[];
 }
+
+/** A thread's answer for one file: never a thrown error, so the failure's type survives the boundary. */
+export type FileOutcome = { ok: true; result: FileResult } | { ok: false; failure: Failure };
+
+/** Preflight: load the processor (and its transform) and validate the options, as a run will. */
+export interface PreflightTask {
+  processor: string;
+  processorOptions: Record<string, unknown>;
+}
+export type PreflightOutcome =
+  | { ok: true; warnings: string[]; customOutputName: boolean }
+  | { ok: false; failure: Failure; /** The refused option's path inside processorOptions, if any. */ field?: string };
+
+/** Output names of some input keys, for the planner's collision check of a processor's own `outputName`. */
+export interface NamesTask {
+  processor: string;
+  processorOptions: Record<string, unknown>;
+  keys: string[];
+}
+export type NamesOutcome = { ok: true; names: (string | null)[] } | { ok: false; failure: Failure };

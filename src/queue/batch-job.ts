@@ -1,26 +1,21 @@
 import { createHash } from "node:crypto";
-import type { S3Settings } from "../source/types.js";
 
-/** Everything a worker needs to run one batch; workers need no job config of their own. */
+/**
+ * A batch as it travels through Redis: which files of which run, and nothing secret. Workers take
+ * everything else (paths, processor, options, credentials) from their own configuration of the
+ * job, and refuse a batch whose `fingerprint` differs from it.
+ */
 export interface BatchJobData {
   job: string;
   runId: string;
-  prefix: string;
   partition: string;
   partitionValues: Record<string, string>;
   index: number;
   files: { key: string; size: number; lastModified: number; etag: string }[];
-  spec: {
-    sourceUri: string;
-    outputUri: string;
-    processor: string;
-    processorOptions: Record<string, unknown>;
-    s3: S3Settings;
-    /** Failed in this many runs (on a batch's last attempt), a file is dead-lettered; 0 = never. */
-    deadLetterAfterRuns: number;
-    /** false in bookmark modes `disable` and `pause`: process, but leave the bookmark as it is. */
-    updateState: boolean;
-  };
+  /** jobFingerprint() of the configuration that planned the batch. */
+  fingerprint: string;
+  /** false in bookmark modes `disable` and `pause`: process, but leave the bookmark as it is. */
+  updateState: boolean;
 }
 
 /** The BullMQ queue of a job's batches. */

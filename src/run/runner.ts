@@ -1,109 +1,30 @@
-import { Queue } from "bullmq";
-import type { Redis, RedisOptions } from "ioredis";
-import { describeBound, resolveBound, type BoundOptions } from "../config/bounds.js";
+import { Queue, type ConnectionOptions } from "bullmq";
+import type { Cluster, Redis } from "ioredis";
+import { describeBound, resolveBound, type Bound, type BoundOptions } from "../config/bounds.js";
+import { jobFingerprint } from "../config/fingerprint.js";
 import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js";
-import { ConcurrentRunsExceededError, ConfigError } from "../errors.js";
+import { ConcurrentRunsExceededError, ConfigError, RunLostError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { backlogBytes, backlogFiles, backlogOldestAge, runsTotal } from "../metrics/registry.js";
-import { BookmarkStore, RUN_TTL_S, type PartitionState } from "../bookmark/store.js";
-import { classify, covers } from "../bookmark/rules.js";
-import { groupByPartition, splitIntoBatches } from "../planner/batches.js";
-import { planRun } from "../planner/plan.js";
+import { backlogBytes, backlogFiles, backlogOldestAge, JOB_LABEL, runsTotal } from "../metrics/registry.js";
+import { BookmarkStore, RUN_TTL_S } from "../bookmark/store.js";
+import { SLOT_TTL_MS } from "../bookmark/run-slots.js";
+import { groupByPartition, splitIntoBatches, type PlannedFile } from "../planner/batches.js";
+import { planRun, type Plan } from "../planner/plan.js";
 import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
-import { markBatchFailed } from "../queue/batch-worker.js";
+import { findOutputCollision } from "../sink/output-name.js";
 import { openSource } from "../source/open.js";
 import { newRunId } from "./run-id.js";
+import { selectionRule } from "./selection.js";
+import type { RunProgress, RunStatus, RunSummary } from "./summary.js";
 
-export type RunStatus = "succeeded" | "failed" | "empty";
-
-/**
- * Which listed files a run takes, per partition. `enable` and `pause`: what the bookmark does not
- * cover (and no other live run holds). `disable`: everything. `pause` with `from`/`to`: what the
- * state after run `to` covers and the state after run `from` does not.
- */
-export async function selectionRule(
-  store: BookmarkStore,
-  mode: BookmarkMode,
-  runId: string,
-  bandMs: number,
-  from: string | undefined,
-  to: string | undefined,
-  /** Filled with each partition's leases of ended runs on files the listing did not show (yet). */
-  unseenStale: Map<string, Map<string, string>>,
-): Promise<(partition: string) => Promise<(f: { key: string; lastModified: number }) => boolean>> {
-  if ((from === undefined) !== (to === undefined)) {
-    throw new ConfigError(`--from and --to go together: give both run ids or neither (got ${from ? `--from ${from}` : `--to ${to}`})`);
-  }
-  if (from !== undefined && mode !== "pause") {
-    throw new ConfigError(`--from/--to need bookmark mode pause (got ${mode}); add --bookmark pause`);
-  }
-  if (mode === "disable") return async () => () => true;
-  if (from !== undefined && to !== undefined) {
-    const r = await store.rangeStates(from, to);
-    const changed = new Set(r.partitions);
-    const asView = (v: PartitionState | undefined) => (v ? { wm: v.wm, floor: v.floor, band: new Map(v.band) } : undefined);
-    return async (p) => {
-      if (!changed.has(p)) return () => false;
-      const a = asView(r.a[p]);
-      const b = asView(r.b[p]);
-      return (f) => covers(b, bandMs, f) && !covers(a, bandMs, f);
-    };
-  }
-  return async (p) => {
-    const view = await store.loadView(p, bandMs);
-    const unseen = new Map(view.staleLeases);
-    if (unseen.size) unseenStale.set(p, unseen);
-    return (f) => {
-      unseen.delete(f.key);
-      return classify(view, f, runId) === "new";
-    };
-  };
-}
-
-/** One run's outcome, as printed by `tranche run --json` and kept in the job's history. */
-export interface RunSummary {
-  runId: string;
-  job: string;
-  status: RunStatus;
-  attempt: number;
-  previousRunId: string | null;
-  mode: BookmarkMode;
-  bound: string;
-  /** Files (and their bytes) this run processed and wrote. */
-  files: number;
-  bytes: number;
-  /** Whether the run moved the bookmark (mode enable and every batch succeeded). */
-  committed: boolean;
-  /** The bookmark version after the commit, or null. */
-  version: number | null;
-  batches: number;
-  batchesFailed: number;
-  fileFailures: number;
-  badRecords: number;
-  remainingFiles: number;
-  remainingBytes: number;
-  listed: number;
-  startedAt: string;
-  endedAt: string;
-  durationMs: number;
-  errors: string[];
-}
-
-export interface RunProgress {
-  phase: "listing" | "processing";
-  listed: number;
-  files: number;
-  bytes: number;
-  filesDone: number;
-  bytesDone: number;
-}
+export type { RunProgress, RunStatus, RunSummary } from "./summary.js";
 
 export interface RunOptions {
   cfg: TrancheConfig;
   job: string;
-  redis: Redis;
-  /** Connection options for the BullMQ queue. */
-  bullConnection: RedisOptions;
+  redis: Redis | Cluster;
+  /** Connection for the BullMQ queue. */
+  bullConnection: ConnectionOptions;
   log: Logger;
   override?: BoundOptions;
   mode?: BookmarkMode;
@@ -113,15 +34,38 @@ export interface RunOptions {
   onProgress?(p: RunProgress): void;
   /** Poll interval while waiting for batches. Default 200 ms. */
   pollMs?: number;
+  /**
+   * The processor's own output names of some keys, when it has an `outputName` (from
+   * preflight): the plan is refused when two inputs would share one output.
+   */
+  outputNames?(keys: string[]): Promise<(string | null)[]>;
 }
 
-const SLOT_TTL_MS = 30_000;
+/** Counters of the run record the runner reads while it waits. */
+const COUNTERS = [
+  "batchesOk",
+  "batchesFailed",
+  "progressFiles",
+  "progressBytes",
+  "filesStaged",
+  "bytesStaged",
+  "fileFailures",
+  "badRecords",
+  "deadLettered",
+  "gone",
+  "archived",
+  "jobFailure",
+  "status",
+] as const;
+type Counters = Record<(typeof COUNTERS)[number], string>;
 
 /**
  * One bounded run: takes a run slot, plans (streamed listing × bookmark), leases the selected
  * files, enqueues one or more batches per partition with deterministic ids, waits until every
- * batch has committed or finally failed, and records the run in the job's history. Batches are run
- * by whatever workers consume the job's queue (the CLI's `run` starts one in-process).
+ * batch has finished for good, and commits (or records the run without committing). Batches are
+ * run by whatever workers consume the job's queue (the CLI's `run` starts one in-process).
+ * It always ends: a run that loses its slot, or whose Redis lost its data, ends `lost` within one
+ * heartbeat (10 s) of noticing.
  */
 export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const job: JobConfig = o.cfg.jobs[o.job]!;
@@ -135,183 +79,103 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const log = o.log.child({ job: o.job, runId });
   if (mode === "disable") log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
 
-  const slot = await store.acquireRun(runId, SLOT_TTL_MS, job.maxConcurrentRuns);
+  const slot = await store.slots.acquire(runId, job.maxConcurrentRuns);
   if (!slot.ok) throw new ConcurrentRunsExceededError(o.job, job.maxConcurrentRuns, slot.running);
-  const epoch = await store.epoch();
+  const epoch = await store.slots.epoch();
   const runKey = store.k.run(runId);
-  const heartbeat = setInterval(
-    () =>
-      void store
-        .heartbeatRun(runId, SLOT_TTL_MS)
-        .then(async (held) => {
-          if (!held) log.error("run lost its slot (presumed dead by others); it will not commit");
-          await o.redis.expire(runKey, RUN_TTL_S);
-        })
-        .catch(() => undefined),
-    SLOT_TTL_MS / 3,
-  );
+  // The heartbeat renews the slot by Redis' clock; once it is lost the run must not commit.
+  let lost: string | undefined;
+  const heartbeat = setInterval(() => {
+    store.slots
+      .heartbeat(runId)
+      .then((held) => {
+        if (!held && !lost) {
+          lost = "it lost its run slot (Redis lost its data, or the run could not renew it for 30 s)";
+          log.error("run lost its slot; it will not commit");
+        }
+      })
+      .catch(() => undefined);
+  }, SLOT_TTL_MS / 3);
   const started = Date.now();
   const previous = await o.redis.lindex(store.k.history, 0);
   const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
   const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.bullConnection, prefix: o.cfg.prefix });
   queue.on("error", (err) => log.warn("queue connection error", { reason: err.message }));
   let unlockPlanning = async () => undefined as void;
+  let ids: string[] = [];
+  const base = { runId, job: o.job, attempt: 0, previousRunId, mode, bound: describeBound(bound) };
   try {
     await o.redis.multi().hset(runKey, { job: o.job, status: "planning", startedAt: started, mode }).expire(runKey, RUN_TTL_S).exec();
     const bandMs = job.bookmark.maxBand * 1000;
-    if (mode === "enable") unlockPlanning = await store.lockPlanning(runId);
-    const unseenStale = new Map<string, Map<string, string>>();
-    const plan = await planRun({
-      source: await openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
-      partitionKeys: job.source.partitionKeys,
-      exclusions: job.source.exclusions,
-      bound,
-      isNew: await selectionRule(store, mode, runId, bandMs, from, to, unseenStale),
-      onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
-    });
-    // Leases of failed runs on files deleted since then would hold the watermark forever.
-    if (mode === "enable") for (const [p, stale] of unseenStale) if (stale.size) await store.dropStaleLeases(p, stale);
-    backlogFiles.set({ tranche_job: o.job }, plan.remainingFiles);
-    backlogBytes.set({ tranche_job: o.job }, plan.remainingBytes);
-    backlogOldestAge.set({ tranche_job: o.job }, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
-    log.info("planned", {
-      bound: describeBound(bound),
-      mode,
-      listed: plan.listed,
-      excluded: plan.excluded,
-      files: plan.files,
-      bytes: plan.bytes,
-      remainingFiles: plan.remainingFiles,
-    });
-
-    // Lease the selection; a file another live run holds is left to it.
-    let selected = plan.selected;
-    if (mode === "enable" && selected.length) {
-      const leased = new Set<string>();
-      for (const [p, files] of groupByPartition(selected))
-        for (const k of await store.lease(p, runId, files, bandMs)) leased.add(`${p}\u0000${k}`);
-      selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
-    }
+    if (mode === "enable") unlockPlanning = await store.slots.lockPlanning(runId, { log });
+    const plan = await planStep(o, store, { runId, mode, bound, bandMs, from, to });
+    const selected = await leaseStep(o, store, plan, { runId, mode, bandMs, log });
     await unlockPlanning();
     const batches = splitIntoBatches(selected, job.batchFiles);
     const files = selected.length;
     const bytes = selected.reduce((s, f) => s + f.size, 0);
     await o.redis.hset(runKey, { status: "running", batches: batches.length, filesPlanned: files, bytesPlanned: bytes });
 
-    const ids = batches.map((b) => batchId(o.job, runId, b.partition, b.index));
+    ids = batches.map((b) => batchId(o.job, runId, b.partition, b.index));
     if (batches.length) {
+      const fingerprint = jobFingerprint(o.cfg, job);
       await queue.addBulk(
         batches.map((b, i) => ({
           name: "batch",
           data: {
             job: o.job,
             runId,
-            prefix: o.cfg.prefix,
             partition: b.partition,
             partitionValues: plan.partitionValues.get(b.partition) ?? {},
             index: b.index,
             files: b.files.map((f) => ({ key: f.key, size: f.size, lastModified: f.lastModified, etag: f.etag })),
-            spec: {
-              sourceUri: job.source.path,
-              outputUri: job.output.path,
-              processor: job.processor,
-              processorOptions: job.processorOptions,
-              s3: o.cfg.s3,
-              deadLetterAfterRuns: job.bookmark.deadLetterAfterRuns,
-              updateState: mode === "enable",
-            },
+            fingerprint,
+            updateState: mode === "enable",
           },
           opts: {
             jobId: ids[i],
             attempts: job.attempts,
             backoff: { type: "exponential", delay: job.backoffMs },
-            removeOnComplete: { age: 3600, count: 1000 },
-            removeOnFail: { age: 7 * 24 * 3600, count: 5000 },
+            // Finished batches carry their whole file list: keep few of them.
+            removeOnComplete: { age: 3600, count: 100 },
+            removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
           },
         })),
       );
     }
 
-    // Wait for every batch to commit or fail for good.
-    const pollMs = o.pollMs ?? 200;
-    let lastStateCheck = Date.now();
-    const COUNTERS = [
-      "batchesOk",
-      "batchesFailed",
-      "progressFiles",
-      "progressBytes",
-      "filesStaged",
-      "bytesStaged",
-      "fileFailures",
-      "badRecords",
-    ] as const;
-    let h: Record<string, string> = {};
-    for (;;) {
-      const values = await o.redis.hmget(runKey, ...COUNTERS);
-      h = Object.fromEntries(COUNTERS.map((c, i) => [c, values[i] ?? "0"]));
-      const finished = Number(h.batchesOk ?? 0) + Number(h.batchesFailed ?? 0);
-      o.onProgress?.({
-        phase: "processing",
-        listed: plan.listed,
-        files,
-        bytes,
-        filesDone: Number(h.progressFiles ?? 0),
-        bytesDone: Number(h.progressBytes ?? 0),
-      });
-      if (finished >= batches.length) break;
-      if (Date.now() - lastStateCheck > 2000) {
-        lastStateCheck = Date.now();
-        // Ground truth from BullMQ, in case the worker that failed a batch died before recording it.
-        const done = ids.length ? await o.redis.hmget(runKey, ...ids.map((id) => `batch:${id}`)) : [];
-        for (const [i, id] of ids.entries()) {
-          if (done[i]) continue;
-          const state = await queue.getJobState(id);
-          if (state === "failed") {
-            const j = await queue.getJob(id);
-            await markBatchFailed(o.redis, o.cfg.prefix, runId, id, j?.failedReason ?? "failed");
-          } else if (state === "unknown") {
-            await markBatchFailed(o.redis, o.cfg.prefix, runId, id, "batch vanished from the queue");
-          }
-        }
-      }
-      await new Promise((r) => setTimeout(r, pollMs));
-    }
+    const h = await waitStep(o, store, { runId, ids, queue, plan, files, bytes, isLost: () => lost });
     const batchesFailed = Number(h.batchesFailed ?? 0);
     const status: RunStatus = batches.length === 0 ? "empty" : batchesFailed > 0 ? "failed" : "succeeded";
-    const errors = await o.redis.lrange(store.k.runErrors(runId), 0, 9);
-    const written = Number(h.filesStaged ?? 0);
-    const writtenBytes = Number(h.bytesStaged ?? 0);
+    const [errors, deadKeys] = await Promise.all([o.redis.lrange(store.k.runErrors(runId), 0, 9), o.redis.lrange(store.k.runDead(runId), 0, -1)]);
     const commits = mode === "enable" && status === "succeeded";
     const ended = Date.now();
     const summary: RunSummary = {
-      runId,
-      job: o.job,
+      ...base,
       status,
-      attempt: 0,
-      previousRunId,
-      mode,
-      bound: describeBound(bound),
-      files: written,
-      bytes: writtenBytes,
+      // Staged files include the dead-lettered and archived ones, which were not processed.
+      files: Number(h.filesStaged || 0) - deadKeys.length - Number(h.archived || 0),
+      bytes: Number(h.bytesStaged ?? 0),
       committed: commits,
       version: null,
       batches: batches.length,
       batchesFailed,
       fileFailures: Number(h.fileFailures ?? 0),
       badRecords: Number(h.badRecords ?? 0),
+      deadLettered: deadKeys.length,
+      deadLetteredKeys: deadKeys,
+      gone: Number(h.gone ?? 0),
+      archived: Number(h.archived ?? 0),
+      jobFailure: h.jobFailure || null,
       // Without a commit nothing left the backlog.
-      remainingFiles: plan.remainingFiles + (commits ? 0 : plan.files),
-      remainingBytes: plan.remainingBytes + (commits ? 0 : plan.bytes),
+      remainingFiles: plan.remainingFiles + (commits || mode !== "enable" ? 0 : plan.files),
+      remainingBytes: plan.remainingBytes + (commits || mode !== "enable" ? 0 : plan.bytes),
       listed: plan.listed,
       startedAt: new Date(started).toISOString(),
       endedAt: new Date(ended).toISOString(),
       durationMs: ended - started,
       errors,
     };
-    if (mode === "pause" || mode === "disable") {
-      summary.remainingFiles = plan.remainingFiles;
-      summary.remainingBytes = plan.remainingBytes;
-    }
     if (commits) {
       // One atomic step: the bookmark moves from before this run to after it, and the history
       // records the state after it.
@@ -328,29 +192,29 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       await store.recordRun(summary, job.bookmark.historySize);
     }
     await o.redis.hset(runKey, { status, endedAt: ended });
-    runsTotal.inc({ tranche_job: o.job, status });
+    runsTotal.inc({ [JOB_LABEL]: o.job, status });
     log.info("run finished", {
       status,
       files: summary.files,
       bytes: summary.bytes,
+      deadLettered: summary.deadLettered,
       remainingFiles: summary.remainingFiles,
       durationMs: summary.durationMs,
     });
     return summary;
   } catch (err) {
-    await o.redis.hset(runKey, { status: "failed", endedAt: Date.now(), error: String(err) }).catch(() => undefined);
+    const isLost = err instanceof RunLostError;
+    const status: RunStatus = isLost ? "lost" : "failed";
+    await o.redis.hset(runKey, { status, endedAt: Date.now(), error: String(err) }).catch(() => undefined);
+    // Batches still queued would only be skipped by workers: remove them (best effort).
+    await Promise.all(ids.map((id) => queue.remove(id).catch(() => 0))).catch(() => undefined);
     // The history shows runs that broke off too (best effort: Redis may be what failed).
     const ended = Date.now();
     await store
       .recordRun(
         {
-          runId,
-          job: o.job,
-          status: "failed",
-          attempt: 0,
-          previousRunId,
-          mode,
-          bound: describeBound(bound),
+          ...base,
+          status,
           files: 0,
           bytes: 0,
           startedAt: new Date(started).toISOString(),
@@ -361,12 +225,124 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         job.bookmark.historySize,
       )
       .catch(() => undefined);
-    runsTotal.inc({ tranche_job: o.job, status: "failed" });
+    runsTotal.inc({ [JOB_LABEL]: o.job, status });
     throw err;
   } finally {
     await unlockPlanning().catch(() => undefined);
     clearInterval(heartbeat);
-    await store.releaseRun(runId).catch(() => undefined);
-    await queue.close();
+    await store.slots.release(runId).catch(() => undefined);
+    await queue.close().catch(() => undefined);
+  }
+}
+
+/** Lists the source page by page and selects the oldest unprocessed files within the bound. */
+async function planStep(
+  o: RunOptions,
+  store: BookmarkStore,
+  r: { runId: string; mode: BookmarkMode; bound: Bound; bandMs: number; from?: string; to?: string },
+): Promise<Plan & { unseenStale: Map<string, Map<string, string>> }> {
+  const job = o.cfg.jobs[o.job]!;
+  const unseenStale = new Map<string, Map<string, string>>();
+  const plan = await planRun({
+    source: await openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
+    partitionKeys: job.source.partitionKeys,
+    exclusions: job.source.exclusions,
+    bound: r.bound,
+    isNew: await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale),
+    onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
+  });
+  const labels = { [JOB_LABEL]: o.job };
+  backlogFiles.set(labels, plan.remainingFiles);
+  backlogBytes.set(labels, plan.remainingBytes);
+  backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
+  o.log.info("planned", {
+    job: o.job,
+    runId: r.runId,
+    bound: describeBound(r.bound),
+    mode: r.mode,
+    listed: plan.listed,
+    excluded: plan.excluded,
+    files: plan.files,
+    bytes: plan.bytes,
+    remainingFiles: plan.remainingFiles,
+  });
+  return { ...plan, unseenStale };
+}
+
+/**
+ * Refuses a selection in which the processor's own `outputName` maps two inputs to one output,
+ * then leases it (mode enable); a file another live run holds is left to it.
+ */
+async function leaseStep(
+  o: RunOptions,
+  store: BookmarkStore,
+  plan: Plan & { unseenStale: Map<string, Map<string, string>> },
+  r: { runId: string; mode: BookmarkMode; bandMs: number; log: Logger },
+): Promise<PlannedFile[]> {
+  let selected = plan.selected;
+  if (o.outputNames && selected.length) {
+    const names = await o.outputNames(selected.map((f) => f.key));
+    const clash = findOutputCollision(selected.flatMap((f, i) => (names[i] === null ? [] : [{ input: f.key, output: names[i]! }])));
+    if (clash) {
+      throw new ConfigError(
+        `jobs.${o.job}.processor: its outputName maps two inputs to one output: ${JSON.stringify(clash.a)} and ${JSON.stringify(clash.b)} both become ${JSON.stringify(clash.output)}; make outputName injective (keep the whole input name)`,
+      );
+    }
+  }
+  if (r.mode !== "enable") return selected;
+  // Leases of failed runs on files deleted since then would hold the watermark forever.
+  for (const [p, stale] of plan.unseenStale) if (stale.size) await store.dropStaleLeases(p, stale);
+  if (selected.length) {
+    const leased = new Set<string>();
+    for (const [p, files] of groupByPartition(selected))
+      for (const k of await store.lease(p, r.runId, files, r.bandMs)) leased.add(`${p}\u0000${k}`);
+    selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
+  }
+  return selected;
+}
+
+/**
+ * Waits until every batch finished for good, showing progress. Ends the run as lost when its slot
+ * is gone or Redis lost its record. Every 2 s it checks BullMQ's own state of unfinished batches,
+ * in case the worker that failed one died before recording it.
+ */
+async function waitStep(
+  o: RunOptions,
+  store: BookmarkStore,
+  r: { runId: string; ids: string[]; queue: Queue<BatchJobData>; plan: Plan; files: number; bytes: number; isLost(): string | undefined },
+): Promise<Counters> {
+  const pollMs = o.pollMs ?? 200;
+  const runKey = store.k.run(r.runId);
+  let lastStateCheck = Date.now();
+  for (;;) {
+    const values = await o.redis.hmget(runKey, ...COUNTERS);
+    const h = Object.fromEntries(COUNTERS.map((c, i) => [c, values[i] ?? ""])) as Counters;
+    const lost = r.isLost() ?? (h.status === "" ? "Redis no longer holds its run record (Redis restarted without persistence?)" : undefined);
+    if (lost) throw new RunLostError(o.job, r.runId, lost);
+    const finished = Number(h.batchesOk || 0) + Number(h.batchesFailed || 0);
+    o.onProgress?.({
+      phase: "processing",
+      listed: r.plan.listed,
+      files: r.files,
+      bytes: r.bytes,
+      filesDone: Math.min(r.files, Number(h.progressFiles || 0)),
+      bytesDone: Math.min(r.bytes, Number(h.progressBytes || 0)),
+    });
+    if (finished >= r.ids.length) return h;
+    if (Date.now() - lastStateCheck > 2000) {
+      lastStateCheck = Date.now();
+      const done = await o.redis.hmget(runKey, ...r.ids.map((id) => `batch:${id}`));
+      for (const [i, id] of r.ids.entries()) {
+        if (done[i]) continue;
+        const state = await r.queue.getJobState(id);
+        if (state === "failed") {
+          const j = await r.queue.getJob(id);
+          await store.markBatchFailed(r.runId, id, j?.failedReason ?? "failed", "job");
+        } else if (state === "unknown") {
+          await store.markBatchFailed(r.runId, id, "batch vanished from the queue (Redis lost it?)", "job");
+        }
+      }
+    }
+    await new Promise((res) => setTimeout(res, pollMs));
   }
 }

@@ -1,7 +1,7 @@
 import type { TrancheConfig } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import { planRun } from "../planner/plan.js";
-import { selectionRule } from "./runner.js";
+import { selectionRule } from "./selection.js";
 import { openSource } from "../source/open.js";
 
 /** The backlog of a job: unprocessed files and bytes, and the age of the oldest one (one listing). */

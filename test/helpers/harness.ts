@@ -49,6 +49,7 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
   const bull = redisOptions(REDIS_URL);
   let pool: FilePool | undefined;
   let worker: BatchWorker | undefined;
+  let starting: Promise<void> = Promise.resolve();
   const h = {
     dir,
     inDir: path.join(dir, "in"),
@@ -58,18 +59,22 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
     redis,
     bull,
     name,
-    startWorker(threads = 2) {
-      pool = new FilePool({ threads, maxOldGenerationSizeMb: 64 });
-      worker = new BatchWorker({ redis, connection: bull, prefix, jobs: [name], pool, concurrency: 2, log });
-      worker.start();
+    /** Starts an in-process worker (real BullMQ, real threads); `run()` waits until it is up. */
+    startWorker(threads = 2, opts: { filesPerThread?: number } = {}) {
+      pool = new FilePool({ threads, maxOldGenerationSizeMb: 64, filesPerThread: opts.filesPerThread });
+      worker = new BatchWorker({ redis, connection: bull, cfg, jobs: [name], pool, concurrency: 2, log });
+      starting = worker.start();
+      return starting;
     },
     async stopWorker() {
+      await starting.catch(() => undefined);
       await worker?.close();
       await pool?.close();
       worker = undefined;
       pool = undefined;
     },
-    run(o: Partial<RunOptions> = {}): Promise<RunSummary> {
+    async run(o: Partial<RunOptions> = {}): Promise<RunSummary> {
+      await starting;
       return runOnce({ cfg, job: name, redis, bullConnection: bull, log, pollMs: 50, ...o });
     },
     async close() {

@@ -1,3 +1,4 @@
+import { z } from "zod";
 import { stripGz, writeChunk } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
@@ -14,6 +15,8 @@ async function processCopy(ctx: ProcessorContext): Promise<ProcessorResult> {
 
 const copy: Processor = {
   process: processCopy,
+  /** copy takes no options. */
+  optionsSchema: z.object({}).strict(),
   outputName: stripGz,
   contentType: "application/octet-stream",
 };

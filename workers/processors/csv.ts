@@ -1,4 +1,5 @@
 import { StringDecoder } from "node:string_decoder";
+import { z } from "zod";
 import { CsvParseError, CsvParser, type CsvRow } from "./csv-parser.js";
 import { LineWriter, stripGz } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
@@ -74,8 +75,12 @@ export function csvOutputName(key: string): string {
   return /\.(csv|tsv)$/i.test(base) ? base.replace(/\.[^./]+$/, ".ndjson") : `${base}.ndjson`;
 }
 
+/** csv's options: `delimiter`, one character (default: tab for `.tsv`, else comma). Unknown keys are refused. */
+export const csvOptions = z.object({ delimiter: z.string().length(1, "must be a single character").optional() }).strict();
+
 const csv: Processor = {
   process: processCsv,
+  optionsSchema: csvOptions,
   outputName: csvOutputName,
   contentType: "application/x-ndjson",
 };

@@ -1,5 +1,7 @@
 import path from "node:path";
 import { pathToFileURL } from "node:url";
+import { z } from "zod";
+import { JobError } from "../../src/failures.js";
 import { LineWriter, readLineChunks, stripGz } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
@@ -32,13 +34,14 @@ async function importTransform(spec: string, resolved: string): Promise<Transfor
   try {
     mod = (await import(pathToFileURL(resolved).href)) as Record<string, unknown>;
   } catch (err) {
-    throw new Error(`ndjson: cannot load transform module ${where}: ${messageOf(err)}; expected ${EXPECTED}`, {
+    throw new JobError("E_TRANSFORM", `ndjson: cannot load transform module ${where}: ${messageOf(err)}; expected ${EXPECTED}`, {
       cause: err,
+      retryable: false,
     });
   }
   const fn = pickFunction(mod);
   if (!fn) {
-    throw new Error(`ndjson: transform module ${where} has no function export; expected ${EXPECTED}`);
+    throw new JobError("E_TRANSFORM", `ndjson: transform module ${where} has no function export; expected ${EXPECTED}`, { retryable: false });
   }
   return fn;
 }
@@ -62,7 +65,9 @@ function transformOption(options: Record<string, unknown>): string | undefined {
   const t = options.transform;
   if (t === undefined || t === null || t === "") return undefined;
   if (typeof t !== "string") {
-    throw new Error(`ndjson: processorOptions.transform must be a path to a module (string), got ${typeof t}`);
+    throw new JobError("E_CONFIG", `ndjson: processorOptions.transform must be a path to a module (string), got ${typeof t}`, {
+      retryable: false,
+    });
   }
   return t;
 }
@@ -138,8 +143,17 @@ export function ndjsonOutputName(key: string): string {
   return /\.(json|jsonl|ndjson|txt)$/i.test(base) ? base.replace(/\.[^./]+$/, ".ndjson") : `${base}.ndjson`;
 }
 
+/** ndjson's options: `transform`, a path to a transform module. Unknown keys are refused. */
+export const ndjsonOptions = z.object({ transform: z.string().min(1).optional() }).strict();
+
 const ndjson: Processor = {
   process: processNdjson,
+  optionsSchema: ndjsonOptions,
+  /** Loads the transform before anything is leased: a missing module is a job error, not 20 dead letters. */
+  async preflight(options) {
+    const spec = transformOption(options);
+    if (spec !== undefined) await loadTransform(spec);
+  },
   outputName: ndjsonOutputName,
   contentType: "application/x-ndjson",
 };

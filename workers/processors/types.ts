@@ -9,15 +9,16 @@ export interface ProcessorContext {
   key: string;
   /** Hive-style partition values of the input, e.g. `{ dt: "2024-01-01" }`. */
   partition: Record<string, string>;
-  /** The input's bytes, already gunzipped when the input is gzip. */
+  /** The input's bytes, already gunzipped when the input is gzip (unless the processor sets `decompress: false`). */
   input: Readable;
   /** Where the output goes; the processor writes and ends it (or resolves and lets the caller end it). */
   output: Writable;
-  /** `processorOptions` from the job config (free-form). */
+  /** `processorOptions` from the job config, validated by `optionsSchema`, `${env:NAME}` references resolved. */
   options: Record<string, unknown>;
   /**
    * Records one bad record (malformed line, failed transform). Processing continues; the file's
-   * result reports the count and the first reasons, each with the file key.
+   * result reports the count and the first reasons, each with the file key. A file whose records
+   * are mostly bad (more than the job's `maxBadRecordRatio`) fails as a file error.
    */
   reportError(reason: string, where?: { line?: number }): void;
 }
@@ -27,12 +28,46 @@ export interface ProcessorResult {
   records: number;
 }
 
-/** A processor module's shape: `export default { process, outputName? }` or `export async function process`. */
+/**
+ * A validator in the Standard Schema v1 shape (https://standardschema.dev): zod 3.24+/4, valibot
+ * and arktype schemas all have it. Issues name the offending option by `path`.
+ */
+export interface StandardSchemaV1 {
+  readonly "~standard": {
+    readonly version: 1;
+    readonly vendor: string;
+    validate(value: unknown): StandardResult | Promise<StandardResult>;
+  };
+}
+export type StandardResult =
+  | { readonly value: unknown; readonly issues?: undefined }
+  | { readonly issues: ReadonlyArray<{ readonly message: string; readonly path?: ReadonlyArray<PropertyKey | { readonly key: PropertyKey }> }> };
+
+/**
+ * A processor module's shape: `export default { process, outputName?, … }` or `export async function process`.
+ *
+ * Errors: throwing from `process` fails the file as a **file error** (its content is at fault; it
+ * may be dead-lettered after `bookmark.deadLetterAfterRuns` runs). Throw a `JobError` (import it
+ * from `tranche/processor`) for problems of the job or its environment (a lookup service down, a
+ * missing credential): the run fails, nothing is dead-lettered, the files are retried.
+ */
 export interface Processor {
-  /** Turns one input into output. Throwing fails the file (and the batch retries it). */
+  /** Turns one input into output. */
   process(ctx: ProcessorContext): Promise<ProcessorResult>;
-  /** Output key for an input key. Default: strip `.gz`, keep the rest. */
+  /**
+   * Output key for an input key. It must be injective (two inputs never share an output): tranche
+   * refuses a run in which two inputs map to one output. Default: the input key unchanged.
+   */
   outputName?(key: string): string;
   /** Content type of the output. */
   contentType?: string;
+  /**
+   * Validates `processorOptions` before anything is leased (and unknown keys are refused, if the
+   * schema is strict). Without one, options are passed as they are, with a warning at preflight.
+   */
+  optionsSchema?: StandardSchemaV1;
+  /** Loads what the processor needs for these options (e.g. a transform module), before anything is leased. */
+  preflight?(options: Record<string, unknown>): Promise<void>;
+  /** false: the input is handed over as stored, compressed or not. Default true (gzip is decompressed). */
+  decompress?: boolean;
 }

@@ -1,0 +1,64 @@
+import { readFileSync } from "node:fs";
+import type { Cluster, Redis } from "ioredis";
+
+/**
+ * Loads the Lua scripts of src/bookmark/lua (each opens with an Input/Output header) and registers
+ * them on a connection; ioredis then runs them with EVALSHA. A file named `name-N.lua` takes N
+ * keys; one without a count takes a variable number (the caller passes it first). A line
+ * `-- @include name` pulls in `includes/name.lua` (once per script): shared rules live there.
+ */
+const LUA_DIR = new URL("./lua/", import.meta.url);
+
+function source(file: string, included = new Set<string>()): string {
+  const text = readFileSync(new URL(file, LUA_DIR), "utf8");
+  return text.replace(/^-- @include ([\w-]+)\s*$/gm, (_, name: string) => {
+    if (included.has(name)) return "";
+    included.add(name);
+    return source(`includes/${name}.lua`, included);
+  });
+}
+
+/** Command name → script file. */
+const SCRIPTS = {
+  trancheAcquireRun: "acquire-run-1.lua",
+  trancheHeartbeatRun: "heartbeat-run-2.lua",
+  trancheLeaseFiles: "lease-files-7.lua",
+  trancheDropLease: "drop-lease-2.lua",
+  trancheLock: "lock-1.lua",
+  trancheFinishBatch: "finish-batch-8.lua",
+  trancheMarkBatchFailed: "mark-batch-failed-2.lua",
+  trancheCommitRun: "commit-run.lua",
+  trancheRestoreState: "restore-state.lua",
+} as const;
+
+let loaded: { name: string; lua: string; numberOfKeys?: number }[] | undefined;
+
+function scripts() {
+  loaded ??= Object.entries(SCRIPTS).map(([name, file]) => {
+    const n = /-(\d+)\.lua$/.exec(file);
+    return { name, lua: source(file), numberOfKeys: n ? Number(n[1]) : undefined };
+  });
+  return loaded;
+}
+
+type Arg = string | number;
+export type ScriptRedis = (Redis | Cluster) & {
+  trancheAcquireRun(active: string, runId: string, ttlMs: number, max: number): Promise<Arg[]>;
+  trancheHeartbeatRun(active: string, run: string, runId: string, ttlMs: number, runTtlS: number): Promise<number>;
+  trancheLeaseFiles(...args: Arg[]): Promise<string[]>;
+  trancheDropLease(lease: string, leaseRun: string, key: string, owner: string): Promise<number>;
+  trancheLock(lock: string, op: "take" | "keep" | "release", owner: string, ttlMs: number): Promise<number>;
+  trancheFinishBatch(...args: Arg[]): Promise<Arg[]>;
+  trancheMarkBatchFailed(run: string, runErrors: string, ...args: Arg[]): Promise<number>;
+  trancheCommitRun(nKeys: number, ...args: Arg[]): Promise<Arg[]>;
+  trancheRestoreState(nKeys: number, ...args: Arg[]): Promise<Arg[]>;
+};
+
+/** Registers the scripts on a connection (idempotent). */
+export function withScripts(redis: Redis | Cluster): ScriptRedis {
+  const r = redis as ScriptRedis;
+  if (typeof r.trancheAcquireRun !== "function") {
+    for (const s of scripts()) redis.defineCommand(s.name, s.numberOfKeys === undefined ? { lua: s.lua } : { lua: s.lua, numberOfKeys: s.numberOfKeys });
+  }
+  return r;
+}

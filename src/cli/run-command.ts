@@ -1,0 +1,152 @@
+import { getJob, loadConfig } from "../config/load.js";
+import { resolveBound } from "../config/bounds.js";
+import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
+import { ConfigError, DeadLetteredError, RunFailedError, RunLostError } from "../errors.js";
+import { log } from "../log.js";
+import { startMetricsServer } from "../metrics/server.js";
+import { initJobMetrics } from "../metrics/registry.js";
+import { FilePool } from "../pool/file-pool.js";
+import { BatchWorker } from "../queue/batch-worker.js";
+import { preflight } from "../run/preflight.js";
+import { runOnce } from "../run/runner.js";
+import type { RunSummary } from "../run/summary.js";
+import { openConnections } from "./connect.js";
+import { ProgressReporter } from "./progress.js";
+import { runLine } from "./render.js";
+
+export interface RunCommandOptions {
+  config?: string;
+  drain?: boolean;
+  boundedFiles?: string;
+  boundedSize?: string;
+  json?: boolean;
+  bookmark?: BookmarkMode;
+  /** With --bookmark pause: replay what arrived after run `from` up to run `to`. */
+  from?: string;
+  to?: string;
+  threads?: number;
+  metricsPort?: number;
+  /** Stop draining after this many runs (safety valve). */
+  maxRuns?: number;
+}
+
+/**
+ * Whether `--drain` goes on after a run: yes after a success with files left; after a failure
+ * only when it failed on file errors alone and some of those files will be dead-lettered by a
+ * later run (so the backlog moves); never after a job error, a lost run, or a run that committed
+ * nothing with nothing left to retry (no endless loop, also with deadLetterAfterRuns 0).
+ */
+export function drainGoesOn(s: RunSummary, deadLetterAfterRuns: number): boolean {
+  if (s.mode !== "enable") return false; // without state updates a drain would never end
+  if (s.status === "succeeded") return s.remainingFiles > 0;
+  if (s.status === "failed") return s.jobFailure === null && s.fileFailures > 0 && deadLetterAfterRuns > 0;
+  return false;
+}
+
+/** Exit 6 (E_DEAD_LETTERED) when any of the runs set files aside. */
+export function assertNoDeadLetters(job: string, summaries: readonly RunSummary[]): void {
+  const dead = summaries.flatMap((s) => s.deadLetteredKeys);
+  if (dead.length) throw new DeadLetteredError(job, dead.length, dead);
+}
+
+/**
+ * `tranche run <job>`: checks the job (preflight), then one bounded run (or, with --drain, runs
+ * until nothing is left), with the scheduler and a worker pool in this process. Returns the
+ * summaries (see {@link assertNoDeadLetters}); throws the error of a failed or lost run.
+ */
+export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn?: TrancheConfig): Promise<RunSummary[]> {
+  const cfg = cfgIn ?? loadConfig(opts.config);
+  const job = getJob(cfg, jobName);
+  if (opts.boundedFiles !== undefined && opts.boundedSize !== undefined) {
+    throw new ConfigError("--bounded-files and --bounded-size are both given; only one bound is supported");
+  }
+  const override =
+    opts.boundedFiles !== undefined || opts.boundedSize !== undefined
+      ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize }
+      : undefined;
+  resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
+  const threads = opts.threads ?? job.worker.threads;
+  const conn = await openConnections(cfg);
+  const pool = new FilePool({ threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb, filesPerThread: job.worker.filesPerThread });
+  let worker: BatchWorker | undefined;
+  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
+  const summaries: RunSummary[] = [];
+  // SIGTERM/SIGINT: finish the current (bounded) run, start no other. A second signal exits at
+  // once; the run's batches stay queued and leased, and any worker or the next run takes them.
+  let stop = false;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (stop) {
+      log.warn("second signal: exiting now; unfinished batches stay on the queue", { signal: sig });
+      process.exit(130);
+    }
+    stop = true;
+    log.warn("stopping after the current run (signal again to exit now)", { signal: sig });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  try {
+    const checked = await preflight({ cfg, job: jobName, pool, log });
+    metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
+    initJobMetrics(jobName);
+    worker = new BatchWorker({
+      redis: conn.redis,
+      connection: conn.bull,
+      cfg,
+      jobs: [jobName],
+      pool,
+      // Enough batches in flight that the threads never wait for the next one.
+      concurrency: Math.max(job.worker.concurrency, 2 * threads),
+      log,
+    });
+    await worker.start();
+    const maxRuns = opts.maxRuns ?? (opts.drain ? Number.MAX_SAFE_INTEGER : 1);
+    for (let i = 0; i < maxRuns && !stop; i++) {
+      const progress = new ProgressReporter(`[${jobName}] run ${i + 1}`);
+      let s: RunSummary;
+      try {
+        s = await runOnce({
+          cfg,
+          job: jobName,
+          redis: conn.redis,
+          bullConnection: conn.bull,
+          log,
+          override,
+          mode: opts.bookmark,
+          from: opts.from,
+          to: opts.to,
+          onProgress: (p) => progress.update(p),
+          outputNames: checked.customOutputName
+            ? (keys) => pool.outputNames({ processor: job.processor, processorOptions: job.processorOptions, keys })
+            : undefined,
+        });
+      } catch (err) {
+        if (err instanceof RunLostError) process.stdout.write(opts.json ? "" : `${err.message}\n`);
+        throw err;
+      } finally {
+        progress.done();
+      }
+      summaries.push(s);
+      process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : runLine(s));
+      if (s.status === "failed") {
+        const goesOn = opts.drain && drainGoesOn(s, job.bookmark.deadLetterAfterRuns);
+        if (!goesOn) {
+          const why = s.jobFailure
+            ? `a job error (not a file's): ${s.jobFailure}`
+            : `${s.fileFailures} file(s) failed${job.bookmark.deadLetterAfterRuns === 0 ? " and bookmark.deadLetterAfterRuns is 0, so they are retried by every run" : ""}; first error: ${s.errors[0] ?? "unknown"}`;
+          throw new RunFailedError(`run ${s.runId} of job "${jobName}" failed: ${why}`);
+        }
+        log.warn("run failed on file errors that later runs retry and dead-letter; draining goes on", { runId: s.runId, fileFailures: s.fileFailures });
+        continue;
+      }
+      if (!opts.drain || !drainGoesOn(s, job.bookmark.deadLetterAfterRuns)) break;
+    }
+  } finally {
+    process.off("SIGTERM", onSignal);
+    process.off("SIGINT", onSignal);
+    await worker?.close();
+    await pool.close();
+    await metrics?.close();
+    await conn.close();
+  }
+  return summaries;
+}

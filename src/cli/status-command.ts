@@ -1,0 +1,63 @@
+import { getJob, loadConfig } from "../config/load.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { backlog } from "../run/status.js";
+import type { RunSummary } from "../run/summary.js";
+import { openConnections } from "./connect.js";
+import { formatBytes, formatDuration, plural } from "./render.js";
+
+/** `tranche status [job]`: backlog, bookmark summary, dead letters and last runs. */
+export async function statusCommand(jobName: string | undefined, opts: { config?: string; json?: boolean }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const names = jobName ? [jobName] : Object.keys(cfg.jobs);
+  for (const n of names) getJob(cfg, n);
+  const conn = await openConnections(cfg);
+  try {
+    const out = [];
+    for (const name of names) {
+      const store = new BookmarkStore(conn.redis, cfg.prefix, name);
+      const [b, bm, hist, live, dead] = await Promise.all([
+        backlog(cfg, name, store),
+        store.summary(),
+        conn.redis.lrange(store.k.history, 0, 4),
+        store.slots.live(),
+        store.deadLetters.count(),
+      ]);
+      out.push({
+        job: name,
+        backlog: b,
+        bookmark: bm,
+        deadLetters: dead.deadLetters,
+        skipped: dead.skipped,
+        runningRuns: live,
+        lastRuns: hist.map((h) => JSON.parse(h) as RunSummary),
+      });
+    }
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(jobName ? out[0] : out, null, 2) + "\n");
+      return;
+    }
+    for (const s of out) {
+      const age = s.backlog.oldestUnprocessed === null ? "-" : formatDuration((Date.now() - s.backlog.oldestUnprocessed) / 1000);
+      const committed = s.bookmark.partitions.reduce((a, p) => a + p.files, 0);
+      process.stdout.write(
+        `job ${s.job}\n` +
+          `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, oldest unprocessed ${age} old (${plural(s.backlog.listed, "object")} listed)\n` +
+          `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
+          (s.deadLetters ? `  DEAD LETTERS: ${plural(s.deadLetters, "file")} set aside; see 'tranche dead-letters list ${s.job}'\n` : "") +
+          (s.skipped ? `  skipped: ${plural(s.skipped, "file")} (archived storage class)\n` : "") +
+          (s.runningRuns.length ? `  running: ${s.runningRuns.join(", ")}\n` : "") +
+          `  last runs:\n` +
+          (s.lastRuns.length
+            ? s.lastRuns
+                .map(
+                  (r) =>
+                    `    ${r.runId} ${r.status.padEnd(9)} ${plural(r.files, "file")} ${formatBytes(r.bytes)} ${formatDuration(r.durationMs / 1000)}${r.deadLettered ? `, ${r.deadLettered} dead-lettered` : ""}\n`,
+                )
+                .join("")
+            : "    (none)\n"),
+      );
+    }
+  } finally {
+    await conn.close();
+  }
+}
