@@ -9,7 +9,7 @@ export interface ProcessorContext {
   key: string;
   /** Hive-style partition values of the input, e.g. `{ dt: "2024-01-01" }`. */
   partition: Record<string, string>;
-  /** The input's bytes, already gunzipped when the input is gzip. */
+  /** The input's bytes: gunzipped when the input is gzip, unless the processor sets `decompress: false`. */
   input: Readable;
   /** Where the output goes; the processor writes and ends it (or resolves and lets the caller end it). */
   output: Writable;
@@ -27,12 +27,25 @@ export interface ProcessorResult {
   records: number;
 }
 
-/** A processor module's shape: `export default { process, outputName? }` or `export async function process`. */
+/**
+ * A processor module's shape: `export default { process, outputName?, contentType?, decompress? }`
+ * or `export async function process`.
+ */
 export interface Processor {
   /** Turns one input into output. Throwing fails the file (and the batch retries it). */
   process(ctx: ProcessorContext): Promise<ProcessorResult>;
-  /** Output key for an input key. Default: strip `.gz`, keep the rest. */
+  /**
+   * Output key for an input key. It must be injective (two inputs never share an output; the
+   * planner checks) and give keys without empty, `.` or `..` segments.
+   * Default: the input key itself (`dt=1/a.json.gz` → `dt=1/a.json.gz`). Names too long for the
+   * output store are shortened injectively by the sink (see `src/sink/output-name.ts`).
+   */
   outputName?(key: string): string;
   /** Content type of the output. */
   contentType?: string;
+  /**
+   * Whether gzip inputs are gunzipped before `process` sees them. Default true.
+   * false: the input is handed over as stored, compressed or not.
+   */
+  decompress?: boolean;
 }
