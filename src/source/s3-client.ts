@@ -48,3 +48,16 @@ export function parseS3Uri(uri: string): { bucket: string; prefix: string } {
 export function formatS3Uri(bucket: string, prefix: string, key: string): string {
   return `s3://${bucket}/${prefix}${key}`;
 }
+
+/** The endpoint a client was given (`http://127.0.0.1:9000/`), or undefined for AWS's own. */
+export async function endpointOf(client: S3Client): Promise<string | undefined> {
+  const provider = client.config.endpoint;
+  if (typeof provider !== "function") return undefined;
+  try {
+    const e = await provider();
+    const p = e.path && e.path !== "/" ? e.path : "";
+    return `${e.protocol}//${e.hostname}${e.port ? `:${e.port}` : ""}${p}`;
+  } catch {
+    return undefined;
+  }
+}

@@ -8,15 +8,30 @@ export interface SourceObject {
   lastModified: number;
   /** ETag (S3) or a size-mtime fingerprint (local files). */
   etag: string;
+  /** S3 storage class as listed (`STANDARD`, `GLACIER`, `DEEP_ARCHIVE`, …); absent for local files. */
+  storageClass?: string;
 }
 
-/** A listing source: streams objects page by page and opens one for reading. */
+/**
+ * A listing source: streams objects page by page and opens one for reading. Errors are typed
+ * (`src/failures.ts`): a read of an object deleted since the listing rejects with a `GoneError`,
+ * an archived one with an `ArchivedError`, a store or disk problem with a `JobError`.
+ */
 export interface Source {
   /** The source location as given in the config (`s3://bucket/prefix/` or `file:///abs/path`). */
   readonly uri: string;
-  /** Streams every object under the root, one page at a time, in no particular order. */
+  /**
+   * Checks, before a run leases anything, that the source exists and can be listed. Rejects with
+   * the CLI-level error naming the location: `UnreachableError` (missing folder or bucket,
+   * endpoint down), `AccessDeniedError` (credentials, permissions) or `ConfigError` (not a folder).
+   */
+  check(): Promise<void>;
+  /**
+   * Streams every object under the root, one page at a time, in no particular order. tranche's own
+   * `_tranche/` folder at the root (temp files of a tranche output used as a source) is skipped.
+   */
   list(): AsyncIterable<SourceObject[]>;
-  /** Opens one object for reading (raw bytes, not decompressed). Rejects with a NotFound error if gone. */
+  /** Opens one object for reading (raw bytes, not decompressed). Rejects with a `GoneError` if gone. */
   open(key: string): Promise<NodeJS.ReadableStream>;
   /** Optional fast path: reads a small object whole. */
   readSmall?(key: string): Promise<Buffer>;
