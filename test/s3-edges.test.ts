@@ -1,10 +1,12 @@
 import net from "node:net";
 import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { validateConfig } from "../src/config/load.js";
 import { AccessDeniedError, UnreachableError } from "../src/errors.js";
 import { ArchivedError, GoneError, JobError } from "../src/failures.js";
 import { S3Sink } from "../src/sink/s3-sink.js";
 import { makeS3Client } from "../src/source/s3-client.js";
+import { classifyS3Error } from "../src/source/s3-errors.js";
 import { S3Source } from "../src/source/s3-source.js";
 import { startS3, type S3Fixture } from "./helpers/s3rver.js";
 
@@ -204,4 +206,39 @@ describe("S3Source reads and listing", () => {
       spy.client.destroy();
     }
   });
+});
+
+describe("S3 client timeouts", () => {
+  it("config: connectTimeoutMs 5000 and requestTimeoutMs 60000 by default; positive integers only", () => {
+    const base = { jobs: { j: { processor: "ndjson", source: { path: "s3://b/in/" }, output: { path: "s3://b/out/" } } } };
+    const cfg = validateConfig(base, { env: {} });
+    expect(cfg.s3).toMatchObject({ connectTimeoutMs: 5000, requestTimeoutMs: 60000 });
+    expect(validateConfig({ ...base, s3: { region: "eu-west-1", requestTimeoutMs: 1500 } }, { env: {} }).s3).toMatchObject({
+      connectTimeoutMs: 5000,
+      requestTimeoutMs: 1500,
+    });
+    expect(() => validateConfig({ ...base, s3: { connectTimeoutMs: 0 } }, { env: {} })).toThrow(/connectTimeoutMs/);
+  });
+
+  it("a request the endpoint never answers fails after requestTimeoutMs, classified E_TIMEOUT", async () => {
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((s) => sockets.add(s)); // accepts, never answers
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const endpoint = `http://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
+    const client = makeS3Client({ ...s3.settings, endpoint, requestTimeoutMs: 300 });
+    try {
+      const t0 = Date.now();
+      const err = await new S3Source("s3://edges/in/", client).check().catch((e: unknown) => e);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(err).toBeInstanceOf(UnreachableError);
+      expect((err as Error).message).toMatch(/timed out/);
+      // The same failure inside a run is a JobError E_TIMEOUT.
+      const raw = await client.send(new ListObjectsV2Command({ Bucket: "edges" })).catch((e: unknown) => e);
+      expect(classifyS3Error(raw, { bucket: "edges", op: "list" })).toMatchObject({ name: "JobError", code: "E_TIMEOUT" });
+    } finally {
+      client.destroy();
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  }, 20_000);
 });

@@ -37,6 +37,9 @@ export interface Source {
   readSmall?(key: string): Promise<Buffer>;
 }
 
+/** Defaults of the S3 client's timeouts (also the config schema's defaults). */
+export const S3_TIMEOUT_DEFAULTS = Object.freeze({ connectTimeoutMs: 5000, requestTimeoutMs: 60_000 });
+
 /** S3 connection settings (config `s3:`); anything unset comes from the standard AWS environment variables. */
 export interface S3Settings {
   /** AWS region; default `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`. */
@@ -48,4 +51,11 @@ export interface S3Settings {
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
+  /** Longest wait for a TCP (and TLS) connection to the endpoint, in ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /**
+   * Longest wait for a response to one request (the request body included), and longest silence
+   * while a response body streams, in ms. Default 60000.
+   */
+  requestTimeoutMs?: number;
 }
