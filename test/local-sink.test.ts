@@ -165,19 +165,25 @@ describe("sweepTempFiles", () => {
     const child = spawn(process.execPath, ["-e", ""]);
     const deadPid = child.pid!;
     await new Promise((r) => child.once("exit", r));
-    const dead = `${host}.${deadPid}.1.abcdef01.0.tmp`;
-    const liveOld = `${host}.${process.pid}.7.abcdef01.0.tmp`; // this process, idle for days
-    const otherOld = "other-host.example.123.1.abcdef01.0.tmp";
-    const otherNew = "other-host.example.124.1.abcdef01.0.tmp";
-    for (const f of [dead, liveOld, otherOld, otherNew]) await writeFile(path.join(tmp, f), "x");
-    const old = new Date(Date.now() - 48 * 3600_000);
-    for (const f of [liveOld, otherOld]) await utimes(path.join(tmp, f), old, old);
+    const sleeper = spawn(process.execPath, ["-e", "setTimeout(() => {}, 60_000)"]);
+    try {
+      const dead = `${host}.${deadPid}.1.abcdef01.0.tmp`;
+      const liveOld = `${host}.${sleeper.pid}.7.abcdef01.0.tmp`; // a live process, idle for days
+      const earlierSelf = `${host}.${process.pid}.3.abcdef01.0.tmp`; // our pid, before we started
+      const otherOld = "other-host.example.123.1.abcdef01.0.tmp";
+      const otherNew = "other-host.example.124.1.abcdef01.0.tmp";
+      for (const f of [dead, liveOld, earlierSelf, otherOld, otherNew]) await writeFile(path.join(tmp, f), "x");
+      const old = new Date(Date.now() - 48 * 3600_000);
+      for (const f of [liveOld, earlierSelf, otherOld]) await utimes(path.join(tmp, f), old, old);
 
-    expect(await sweepTempFiles(root)).toBe(2);
-    expect((await readdir(tmp)).sort()).toEqual([path.basename(live!), liveOld, otherNew].sort());
-    // With maxAgeMs 0 the other host's recent file goes too; this process's files stay.
-    expect(await sink.sweepTempFiles({ maxAgeMs: 0 })).toBe(1);
-    expect((await readdir(tmp)).sort()).toEqual([path.basename(live!), liveOld].sort());
+      expect(await sweepTempFiles(root)).toBe(3);
+      expect((await readdir(tmp)).sort()).toEqual([path.basename(live!), liveOld, otherNew].sort());
+      // With maxAgeMs 0 the other host's recent file goes too; live processes' files stay.
+      expect(await sink.sweepTempFiles({ maxAgeMs: 0 })).toBe(1);
+      expect((await readdir(tmp)).sort()).toEqual([path.basename(live!), liveOld].sort());
+    } finally {
+      sleeper.kill();
+    }
     await w.commit();
     expect(await sweepTempFiles(path.join(root, "nothing-here"))).toBe(0);
   });

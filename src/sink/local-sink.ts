@@ -53,11 +53,17 @@ function alive(pid: number): boolean {
   }
 }
 
+/** When this process started (epoch ms): a temp file with its pid last written before then is not its own. */
+const PROCESS_STARTED = Date.now() - process.uptime() * 1000;
+
 /**
  * Removes abandoned temp files in `<root>/_tranche/tmp/`: those this host wrote whose process is
  * gone, and any not written to for `maxAgeMs` (default 24 h; for other hosts' files, where
- * liveness cannot be checked). A temp file of a live process of this host is never removed (a
- * reused pid keeps a dead writer's file until that pid is free). Returns how many were removed.
+ * liveness cannot be checked). A temp file of a live process of this host is never removed. A
+ * file with this process's own pid written before it started belongs to an earlier process that
+ * had the same pid (a restarted container, where tranche is often pid 1) and is removed; a pid
+ * reused by another live process keeps a dead writer's file until that pid is free.
+ * Returns how many were removed.
  */
 export async function sweepTempFiles(root: string, opts: { maxAgeMs?: number; now?: number } = {}): Promise<number> {
   const maxAgeMs = opts.maxAgeMs ?? DEFAULT_TEMP_MAX_AGE_MS;
@@ -70,26 +76,35 @@ export async function sweepTempFiles(root: string, opts: { maxAgeMs?: number; no
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return 0;
     throw classifyFsError(err, { path: dir, op: "write" });
   }
+  /** Last write time of a regular file, or undefined when it is gone or not a file. */
+  const writtenAt = async (file: string): Promise<number | undefined> => {
+    try {
+      const st = await stat(file);
+      return st.isFile() ? st.mtimeMs : undefined;
+    } catch {
+      return undefined;
+    }
+  };
   let removed = 0;
   for (const name of names) {
     const file = path.join(dir, name);
     const owner = tempOwner(name);
-    const ours = owner !== undefined && owner.host === HOST;
-    if (ours && alive(owner.pid)) continue;
-    if (!ours) {
-      let st;
-      try {
-        st = await stat(file);
-      } catch {
-        continue; // gone already
+    if (owner !== undefined && owner.host === HOST) {
+      if (owner.pid === process.pid) {
+        const t = await writtenAt(file);
+        if (t === undefined || t >= PROCESS_STARTED - 1000) continue; // this process's own
+      } else if (alive(owner.pid)) {
+        continue;
       }
-      if (!st.isFile() || now - st.mtimeMs < maxAgeMs) continue;
+    } else {
+      const t = await writtenAt(file);
+      if (t === undefined || now - t < maxAgeMs) continue;
     }
     try {
       await rm(file, { force: true });
       removed++;
     } catch {
-      // Not a file, or not ours to remove: sweeping is best effort.
+      // Not ours to remove (permissions): sweeping is best effort.
     }
   }
   return removed;
