@@ -55,6 +55,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
   const output = new Map<string, number>(); // key → lm of the version written
   const source: Source = {
     uri: "mem://",
+    check: () => Promise.resolve(),
     async *list() {
       // Listing order is not selection order.
       yield [...files].reverse().map(([key, lm]): SourceObject => ({ key, size: 10, lastModified: lm, etag: "" }));

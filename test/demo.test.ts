@@ -43,6 +43,7 @@ describe("planner memory", () => {
     const N = 1_000_000;
     const source: Source = {
       uri: "synthetic://",
+      check: () => Promise.resolve(),
       async *list() {
         for (let p = 0; p < N / 1000; p++) {
           const page: SourceObject[] = [];

@@ -32,7 +32,7 @@ describe("worker pool", () => {
     await writeInput(h.inDir, "dt=2024-01-01/a.csv.gz", gzipSync('id,name\n1,"Smith, J"\n2,"say ""hi"""\n'), Date.UTC(2024, 0, 1));
     h.startWorker(1);
     expect((await h.run()).files).toBe(1);
-    expect(await readFile(path.join(h.outDir, "dt=2024-01-01/a.ndjson"), "utf8")).toBe(
+    expect(await readFile(path.join(h.outDir, "dt=2024-01-01/a.csv.gz.ndjson"), "utf8")).toBe(
       '{"id":"1","name":"Smith, J"}\n{"id":"2","name":"say \\"hi\\""}\n',
     );
   });
@@ -51,8 +51,8 @@ describe("worker pool", () => {
     h.startWorker(2);
     const r = await h.run();
     expect([r.status, r.files]).toEqual(["succeeded", 2]);
-    expect(await readFile(path.join(h.outDir, "big.ndjson"), "utf8")).toBe(body);
-    expect(await readFile(path.join(h.outDir, "big-plain.ndjson"), "utf8")).toBe(body);
+    expect(await readFile(path.join(h.outDir, "big.json.gz.ndjson"), "utf8")).toBe(body);
+    expect(await readFile(path.join(h.outDir, "big-plain.json.ndjson"), "utf8")).toBe(body);
   });
 });
 
@@ -66,7 +66,7 @@ describe("local sink", () => {
     const small = await sink.create("a/small.txt");
     small.stream.write("hello ");
     small.stream.write("world\n");
-    expect(await small.commit()).toEqual({ bytes: 12, location: path.join(dir, "a/small.txt") });
+    expect(await small.commit()).toEqual({ bytes: 12, location: path.join(dir, "a/small.txt"), key: "a/small.txt" });
     const big = await sink.create("a/big.bin");
     const chunk = Buffer.alloc(300_000, 7);
     for (let i = 0; i < 10; i++) if (!big.stream.write(chunk)) await new Promise((r) => big.stream.once("drain", r));

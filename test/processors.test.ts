@@ -220,11 +220,11 @@ describe("ndjson", () => {
 
   it("outputName and contentType", () => {
     const name = ndjson.outputName!;
-    expect(name("a/b.json.gz")).toBe("a/b.ndjson");
-    expect(name("a/b.jsonl")).toBe("a/b.ndjson");
-    expect(name("a/b.ndjson.gz")).toBe("a/b.ndjson");
-    expect(name("a/b.TXT")).toBe("a/b.ndjson");
-    expect(name("a/b.log.gz")).toBe("a/b.log.ndjson");
+    // The whole input key plus .ndjson, so that a, a.json, a.json.gz, … never share an output.
+    expect(name("a/b.json.gz")).toBe("a/b.json.gz.ndjson");
+    expect(name("a/b.jsonl")).toBe("a/b.jsonl.ndjson");
+    expect(name("a/b.ndjson")).toBe("a/b.ndjson.ndjson");
+    expect(name("a/b.TXT")).toBe("a/b.TXT.ndjson");
     expect(name("a.json/b")).toBe("a.json/b.ndjson");
     expect(ndjson.contentType).toBe("application/x-ndjson");
   });
@@ -340,9 +340,9 @@ describe("csv", () => {
 
   it("outputName and contentType", () => {
     const name = csv.outputName!;
-    expect(name("dt=1/a.csv.gz")).toBe("dt=1/a.ndjson");
-    expect(name("a.TSV")).toBe("a.ndjson");
-    expect(name("a.txt.gz")).toBe("a.txt.ndjson");
+    expect(name("dt=1/a.csv.gz")).toBe("dt=1/a.csv.gz.ndjson");
+    expect(name("a.TSV")).toBe("a.TSV.ndjson");
+    expect(name("a.csv")).toBe("a.csv.ndjson");
     expect(name("a")).toBe("a.ndjson");
     expect(csv.contentType).toBe("application/x-ndjson");
   });
@@ -357,8 +357,17 @@ describe("copy", () => {
     expect(result.records).toBe(4);
   });
 
-  it("outputName and contentType", () => {
-    expect(copy.outputName!("a/b.bin.gz")).toBe("a/b.bin");
+  it("copies gzip bytes as stored (decompress: false)", async () => {
+    const { gzipSync } = await import("node:zlib");
+    const gz = gzipSync('{"a":1}\n');
+    const { out } = await run(copy, [gz]);
+    expect(out.bytes().equals(gz)).toBe(true);
+    expect(copy.decompress).toBe(false);
+  });
+
+  it("outputName is the identity, and contentType", () => {
+    expect(copy.outputName!("a/b.bin.gz")).toBe("a/b.bin.gz");
+    expect(copy.outputName!("a/b.bin")).toBe("a/b.bin");
     expect(copy.outputName!("a/b.csv")).toBe("a/b.csv");
     expect(copy.contentType).toBe("application/octet-stream");
   });

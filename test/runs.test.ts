@@ -38,7 +38,7 @@ describe("bounded runs on a local folder", () => {
     expect([r3.status, r3.files, r3.remainingFiles]).toEqual(["empty", 0, 0]);
     const outs = await listFiles(h.outDir);
     expect(outs).toHaveLength(1000);
-    expect(outs[0]).toBe("dt=2024-01-01/f-00000.ndjson");
+    expect(outs[0]).toBe("dt=2024-01-01/f-00000.json.ndjson");
     // Oldest first: the first run took files 0..499.
     expect(r1.previousRunId).toBeNull();
     expect(r2.previousRunId).toBe(r1.runId);
@@ -103,7 +103,7 @@ describe("bounded runs on a local folder", () => {
     await rm(path.join(h.inDir, "f-00003.json"));
     const r = await h.run();
     expect(r.files).toBe(1);
-    expect(await readFile(path.join(h.outDir, "f-00002.ndjson"), "utf8")).toBe('{"v":2}\n');
+    expect(await readFile(path.join(h.outDir, "f-00002.json.ndjson"), "utf8")).toBe('{"v":2}\n');
   });
 
   it("reports a malformed record with the file's key and line, and still commits the file", async () => {
@@ -114,7 +114,7 @@ describe("bounded runs on a local folder", () => {
     expect(r.status).toBe("succeeded");
     expect(r.badRecords).toBe(1);
     expect(r.errors.join("\n")).toMatch(/a b ü\.json:2: invalid JSON/);
-    expect(await readFile(path.join(h.outDir, "a b ü.ndjson"), "utf8")).toBe('{"ok":1}\n{"ok":2}\n');
+    expect(await readFile(path.join(h.outDir, "a b ü.json.ndjson"), "utf8")).toBe('{"ok":1}\n{"ok":2}\n');
   });
 
   it("fails a run on an unreadable file, names it, leaves the bookmark where it was, and the next run takes the files again", async () => {

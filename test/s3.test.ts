@@ -130,10 +130,11 @@ describe("S3 source and sink against s3rver", () => {
     expect(await collect(new S3Source("s3://src/no-such-prefix/", client))).toEqual([]);
   });
 
-  it("open() of a missing key rejects with ENOENT naming the URI", async () => {
+  it("open() of a missing key rejects with a GoneError naming the URI", async () => {
     const src = new S3Source("s3://src/hive/", client);
     await expect(src.open("dt=2024-01-01/missing ü.json")).rejects.toMatchObject({
-      code: "ENOENT",
+      name: "GoneError",
+      code: "E_GONE",
       message: expect.stringContaining("s3://src/hive/dt=2024-01-01/missing ü.json"),
     });
   });
@@ -144,7 +145,11 @@ describe("S3 source and sink against s3rver", () => {
     w.stream.write("hello ");
     w.stream.write(Buffer.from("wörld"));
     const res = await w.commit();
-    expect(res).toEqual({ bytes: Buffer.byteLength("hello wörld"), location: "s3://out/results/dt=2024-01-01/small ü.txt" });
+    expect(res).toEqual({
+      bytes: Buffer.byteLength("hello wörld"),
+      location: "s3://out/results/dt=2024-01-01/small ü.txt",
+      key: "dt=2024-01-01/small ü.txt",
+    });
     const got = await client.send(new GetObjectCommand({ Bucket: "out", Key: "results/dt=2024-01-01/small ü.txt" }));
     expect(got.ContentType).toBe("text/plain");
     expect(await got.Body!.transformToString()).toBe("hello wörld");
@@ -163,7 +168,7 @@ describe("S3 source and sink against s3rver", () => {
     };
     await pipeline(Readable.from(chunks()), w.stream);
     const res = await w.commit();
-    expect(res).toEqual({ bytes: size, location: "s3://out/results/big.bin" });
+    expect(res).toEqual({ bytes: size, location: "s3://out/results/big.bin", key: "big.bin" });
     const head = await client.send(new HeadObjectCommand({ Bucket: "out", Key: "results/big.bin" }));
     expect(head.ContentLength).toBe(size);
     // s3rver's multipart ETag has no "-N" suffix, so check the commands instead.

@@ -76,7 +76,7 @@ describe("secrets", () => {
   });
 
   it("no password in E_REDIS errors, CLI output, or log lines", async () => {
-    const err = await connectRedis("redis://admin:hunter2-secret@127.0.0.1:1").catch((e: unknown) => e as Error);
+    const err = (await connectRedis("redis://admin:hunter2-secret@127.0.0.1:1").catch((e: unknown) => e)) as Error;
     expect(err.message).toMatch(/cannot reach Redis at redis:\/\/admin:\*\*\*@127\.0\.0\.1:1/);
     expect(err.message).not.toContain("hunter2");
     const r = await cli(["status", "--config", "/nonexistent.yaml"], { TRANCHE_REDIS_URL: "redis://:hunter2-secret@127.0.0.1:1" });

@@ -9,12 +9,12 @@
  *     processor: ./dist/examples/processors/uppercase-names.js
  *     processorOptions: { field: name }      # free-form, handed to the processor as ctx.options
  *
- * The module exports `default { process, outputName?, contentType? }` (or a named `process`).
+ * The module exports `default { process, outputName?, contentType?, decompress? }` (or a named `process`).
  * For each input file a worker thread calls `process(ctx)` with:
  *
  *   ctx.key          input key relative to the source root, e.g. `dt=2024-01-01/part-0001.json.gz`
  *   ctx.partition    its Hive-style partition values, e.g. `{ dt: "2024-01-01" }`
- *   ctx.input        a Readable of the input bytes, already gunzipped
+ *   ctx.input        a Readable of the input bytes, already gunzipped (unless `decompress: false`)
  *   ctx.output       a Writable into the output file or S3 object
  *   ctx.options      the job's `processorOptions`
  *   ctx.reportError  records one bad record (`reason`, `{ line }`) and lets processing continue
@@ -28,8 +28,8 @@
  *   - Bad records → `ctx.reportError(...)` and carry on. Throwing fails the whole file,
  *     and the batch is retried: throw only for problems a retry might fix or that make
  *     the whole file unusable (bad options, unreadable input).
- *   - `outputName(key)` maps an input key to the output key (default: strip `.gz`);
- *     `contentType` sets the output's content type.
+ *   - `outputName(key)` maps an input key to the output key (default: the key itself). It must
+ *     be injective: two inputs never share an output. `contentType` sets the output's content type.
  */
 import { readLines, writeChunk } from "../../workers/processors/lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "../../workers/processors/types.js";
@@ -66,7 +66,7 @@ async function processUppercaseNames(ctx: ProcessorContext): Promise<ProcessorRe
 
 const uppercaseNames: Processor = {
   process: processUppercaseNames,
-  outputName: (key) => key.replace(/\.gz$/i, ""),
+  outputName: (key) => `${key}.ndjson`,
   contentType: "application/x-ndjson",
 };
 

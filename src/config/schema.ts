@@ -1,6 +1,7 @@
 import picomatch from "picomatch";
 import { z } from "zod";
 import { DEFAULTS } from "./defaults.js";
+import { S3_TIMEOUT_DEFAULTS } from "../source/types.js";
 
 const boundValue = z.union([z.string(), z.number()]).optional();
 
@@ -149,9 +150,16 @@ export const configSchema = z
         accessKeyId: z.string().optional(),
         secretAccessKey: z.string().optional(),
         sessionToken: z.string().optional(),
+        /** Longest wait for a connection to the S3 endpoint, in ms. Default 5000. */
+        connectTimeoutMs: z.number().int().positive().default(S3_TIMEOUT_DEFAULTS.connectTimeoutMs),
+        /**
+         * Longest wait for the response to one S3 request, and longest silence while a response
+         * body streams, in ms. Default 60000.
+         */
+        requestTimeoutMs: z.number().int().positive().default(S3_TIMEOUT_DEFAULTS.requestTimeoutMs),
       })
       .strict()
-      .default({}),
+      .default({ ...S3_TIMEOUT_DEFAULTS }),
     /** Port of the `/metrics` and `/healthz` HTTP server of `tranche worker` (0 = off). Default 9464. */
     metrics: z
       .object({ port: z.number().int().min(0).max(65535).default(9464) })

@@ -1,5 +1,4 @@
 import { realpathSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { locationsOverlap } from "../config/overlap.js";
 import { MissingEnvError, resolveEnvRefs } from "../config/env-refs.js";
 import type { TrancheConfig } from "../config/schema.js";
@@ -14,14 +13,6 @@ export interface PreflightResult {
   /** The processor names its outputs itself: the planner checks each run for two inputs sharing one output. */
   customOutputName: boolean;
 }
-
-const realpath = (p: string) => {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
-};
 
 /**
  * Checks a job before anything is leased or read, so that a broken job fails at once with the
@@ -56,8 +47,7 @@ export async function preflight(o: { cfg: TrancheConfig; job: string; pool: File
     throw new ConfigError(`${where}: ${pf.failure.message}`);
   }
 
-  const local = (uri: string) => (uri.startsWith("file://") ? realpath(fileURLToPath(uri)) : undefined);
-  if (locationsOverlap(jc.source.path, jc.output.path, local)) {
+  if (locationsOverlap(jc.source.path, jc.output.path, { realpath: realpathSync.native })) {
     throw new ConfigError(
       `${field("output.path")} (${jc.output.path}) overlaps ${field("source.path")} (${jc.source.path}): outputs would be listed as inputs or inputs overwritten; point the output at a folder or prefix outside the source`,
     );

@@ -1,7 +1,12 @@
 import { PassThrough, type TransformCallback } from "node:stream";
-import type { S3Client } from "@aws-sdk/client-s3";
+import { randomBytes } from "node:crypto";
+import { DeleteObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { formatS3Uri, parseS3Uri } from "../source/s3-client.js";
+import { messageOf, type TypedFailure } from "../failures.js";
+import { s3CheckError } from "../source/check-errors.js";
+import { endpointOf, formatS3Uri, parseS3Uri } from "../source/s3-client.js";
+import { classifyS3Error, s3ErrorCode } from "../source/s3-errors.js";
+import { checkOutputKey, fitOutputKey, S3_OUTPUT_LIMITS, TRANCHE_DIR, type OutputKeyLimits } from "./output-name.js";
 import type { Sink, SinkWriter } from "./types.js";
 
 /** S3 rejects multipart parts (other than the last) smaller than 5 MiB. */
@@ -28,7 +33,9 @@ class CountingPassThrough extends PassThrough {
  * A `Sink` writing to `s3://bucket/prefix/`. Each object is streamed through
  * `@aws-sdk/lib-storage` (multipart once it exceeds one part). S3 only makes
  * the object visible when the upload completes, so commit is atomic, and
- * writing the same key again simply overwrites it.
+ * writing the same key again simply overwrites it. Keys are checked and fitted
+ * (`output-name.ts`) before anything is sent; upload errors are classified by
+ * `classifyS3Error`, so `commit()` rejects with a typed failure.
  */
 export class S3Sink implements Sink {
   readonly uri: string;
@@ -36,6 +43,8 @@ export class S3Sink implements Sink {
   readonly prefix: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  /** S3's 1024-byte key limit counts the prefix too. */
+  private readonly limits: OutputKeyLimits;
 
   constructor(
     uri: string,
@@ -48,16 +57,20 @@ export class S3Sink implements Sink {
     this.prefix = prefix;
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSizeBytes ?? DEFAULT_PART_SIZE);
     this.queueSize = Math.max(1, Math.floor(opts.queueSize ?? 4));
+    this.limits = { ...S3_OUTPUT_LIMITS, maxKeyBytes: S3_OUTPUT_LIMITS.maxKeyBytes - Buffer.byteLength(prefix) };
   }
 
   async create(key: string, contentType?: string): Promise<SinkWriter> {
-    const location = formatS3Uri(this.bucket, this.prefix, key);
+    checkOutputKey(key);
+    const fitted = fitOutputKey(key, this.limits);
+    const fullKey = this.prefix + fitted;
+    const location = formatS3Uri(this.bucket, this.prefix, fitted);
     const stream = new CountingPassThrough();
     const upload = new Upload({
       client: this.client,
       params: {
         Bucket: this.bucket,
-        Key: this.prefix + key,
+        Key: fullKey,
         Body: stream,
         ...(contentType ? { ContentType: contentType } : {}),
       },
@@ -65,15 +78,19 @@ export class S3Sink implements Sink {
       queueSize: this.queueSize,
       leavePartsOnError: false,
     });
-    const done = upload.done();
     // If the upload fails mid-stream, nobody reads the PassThrough any more:
-    // destroy it so writers blocked on backpressure see the error instead of hanging.
-    // The error still surfaces through commit() (and to pipeline()/write callbacks);
-    // this listener only keeps an unobserved stream error from crashing the process.
+    // destroy it (with the classified failure) so writers blocked on backpressure see the error
+    // instead of hanging. The failure still surfaces through commit() (and to pipeline()/write
+    // callbacks); this listener only keeps an unobserved stream error from crashing the process.
     stream.on("error", () => undefined);
-    done.catch((err: unknown) => {
-      if (!stream.destroyed) stream.destroy(err instanceof Error ? err : new Error(String(err)));
-    });
+    let failure: TypedFailure | undefined;
+    const done = upload.done().then(
+      () => undefined,
+      (err: unknown) => {
+        failure = classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "write" });
+        if (!stream.destroyed) stream.destroy(failure);
+      },
+    );
 
     let finished = false;
     return {
@@ -83,7 +100,8 @@ export class S3Sink implements Sink {
         finished = true;
         if (!stream.writableEnded) stream.end();
         await done;
-        return { bytes: stream.bytes, location };
+        if (failure) throw failure;
+        return { bytes: stream.bytes, location, key: fitted };
       },
       async abort() {
         if (finished) return;
@@ -91,8 +109,32 @@ export class S3Sink implements Sink {
         await upload.abort().catch(() => undefined);
         // Ends the part feeder so lib-storage aborts any multipart upload it started.
         if (!stream.destroyed) stream.destroy();
-        await done.catch(() => undefined);
+        await done;
       },
     };
+  }
+
+  /**
+   * Puts `<prefix>_tranche/probe-<random>` (a few bytes) and deletes it. A failed put rejects with
+   * `AccessDeniedError` (credentials, permissions) or `UnreachableError` (a missing bucket, the
+   * endpoint down), naming the bucket and prefix; a failed delete is only a warning, so the probe
+   * needs no delete permission.
+   */
+  async probe(): Promise<{ warning?: string }> {
+    const key = `${this.prefix}${TRANCHE_DIR}/probe-${randomBytes(6).toString("hex")}`;
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: "tranche probe\n" }));
+    } catch (err) {
+      const endpoint = await endpointOf(this.client);
+      throw s3CheckError(err, { bucket: this.bucket, prefix: this.prefix, key, op: "write", what: "cannot write to output", endpoint });
+    }
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: key }));
+    } catch (err) {
+      return {
+        warning: `wrote but could not delete the probe object s3://${this.bucket}/${key} (${s3ErrorCode(err) ?? messageOf(err)}); delete it by hand or with a lifecycle rule on ${TRANCHE_DIR}/`,
+      };
+    }
+    return {};
   }
 }

@@ -2,6 +2,10 @@ import { createReadStream, readFileSync } from "node:fs";
 import { opendir, stat } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { AccessDeniedError, ConfigError, UnreachableError } from "../errors.js";
+import { classifyFsError } from "../failures.js";
+import { TRANCHE_DIR } from "../sink/output-name.js";
+import { fsCheckError } from "./check-errors.js";
 import type { Source, SourceObject } from "./types.js";
 
 /**
@@ -17,6 +21,32 @@ export class LocalSource implements Source {
     this.root = uri.startsWith("file://") ? fileURLToPath(uri) : path.resolve(uri);
   }
 
+  /** The folder exists, is a folder, and can be opened. */
+  async check(): Promise<void> {
+    let st;
+    try {
+      st = await stat(this.root);
+    } catch (err) {
+      throw this.rootError(err);
+    }
+    if (!st.isDirectory()) throw new ConfigError(`source.path ${this.root} is a file; it must be a folder`);
+    try {
+      await (await opendir(this.root)).close();
+    } catch (err) {
+      throw this.rootError(err);
+    }
+  }
+
+  /** The CLI-level error for a root folder that cannot be listed. */
+  private rootError(err: unknown): UnreachableError | AccessDeniedError | ConfigError {
+    const code = (err as NodeJS.ErrnoException)?.code;
+    if (code === "ENOENT") {
+      return new UnreachableError(`source folder does not exist: ${this.root}; create it or fix source.path`, { cause: err });
+    }
+    if (code === "ENOTDIR") return new ConfigError(`source.path ${this.root} is a file, or inside one; it must be a folder`);
+    return fsCheckError(err, `cannot list source folder ${this.root}`);
+  }
+
   async *list(): AsyncIterable<SourceObject[]> {
     const pageSize = this.opts.pageSize ?? 1000;
     const recurse = this.opts.recurse ?? true;
@@ -24,20 +54,20 @@ export class LocalSource implements Source {
     const stack: string[] = [""];
     while (stack.length) {
       const rel = stack.pop()!;
+      const full = path.join(this.root, rel);
       let dir;
       try {
-        dir = await opendir(path.join(this.root, rel));
+        dir = await opendir(full);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === "ENOENT" && rel !== "") continue; // removed while listing
-        if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-          throw Object.assign(new Error(`source folder does not exist: ${this.root}`), { code: "ENOENT" });
-        }
-        throw err;
+        if (rel === "") throw this.rootError(err);
+        if ((err as NodeJS.ErrnoException).code === "ENOENT") continue; // removed while listing
+        throw classifyFsError(err, { path: full, op: "read", fallback: "job" });
       }
       for await (const ent of dir) {
         const key = rel ? `${rel}/${ent.name}` : ent.name;
         if (ent.isDirectory()) {
-          if (recurse) stack.push(key);
+          // tranche's own folder of an output (temp files in flight, probes) is never input.
+          if (recurse && !(rel === "" && ent.name === TRANCHE_DIR)) stack.push(key);
           continue;
         }
         if (!ent.isFile()) continue;
@@ -67,10 +97,7 @@ export class LocalSource implements Source {
     try {
       return readFileSync(full);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-        throw Object.assign(new Error(`input file no longer exists: ${full}`), { code: "ENOENT" });
-      }
-      throw err;
+      throw classifyFsError(err, { path: full, op: "read" });
     }
   }
 
@@ -79,10 +106,7 @@ export class LocalSource implements Source {
     const s = createReadStream(full);
     await new Promise<void>((resolve, reject) => {
       s.once("open", () => resolve());
-      s.once("error", (err: NodeJS.ErrnoException) => {
-        if (err.code === "ENOENT") reject(Object.assign(new Error(`input file no longer exists: ${full}`), { code: "ENOENT" }));
-        else reject(err);
-      });
+      s.once("error", (err) => reject(classifyFsError(err, { path: full, op: "read" })));
     });
     return s;
   }

@@ -1,6 +1,9 @@
-import { Readable } from "node:stream";
+import { PassThrough, Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
-import { formatS3Uri, parseS3Uri } from "./s3-client.js";
+import { TRANCHE_DIR } from "../sink/output-name.js";
+import { s3CheckError } from "./check-errors.js";
+import { endpointOf, parseS3Uri } from "./s3-client.js";
+import { classifyS3Error } from "./s3-errors.js";
 import type { Source, SourceObject } from "./types.js";
 
 export interface S3SourceOptions {
@@ -8,7 +11,10 @@ export interface S3SourceOptions {
   pageSize?: number;
 }
 
-/** A `Source` over `s3://bucket/prefix/`; keys are reported relative to the prefix. */
+/**
+ * A `Source` over `s3://bucket/prefix/`; keys are reported relative to the prefix. Errors are
+ * typed by `classifyS3Error` (never by message text).
+ */
 export class S3Source implements Source {
   readonly uri: string;
   readonly bucket: string;
@@ -31,17 +37,32 @@ export class S3Source implements Source {
     this.pageSize = Math.min(pageSize, 1000);
   }
 
+  /** One `ListObjectsV2` of at most one key: the bucket exists, the prefix can be listed. */
+  async check(): Promise<void> {
+    try {
+      await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix || undefined, MaxKeys: 1 }));
+    } catch (err) {
+      const endpoint = await endpointOf(this.client);
+      throw s3CheckError(err, { bucket: this.bucket, prefix: this.prefix, op: "list", what: "cannot list source", endpoint });
+    }
+  }
+
   async *list(): AsyncGenerator<SourceObject[]> {
     let token: string | undefined;
     do {
-      const out: ListObjectsV2CommandOutput = await this.client.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: this.prefix || undefined,
-          MaxKeys: this.pageSize,
-          ContinuationToken: token,
-        }),
-      );
+      let out: ListObjectsV2CommandOutput;
+      try {
+        out = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix || undefined,
+            MaxKeys: this.pageSize,
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw classifyS3Error(err, { bucket: this.bucket, key: this.prefix, op: "list" });
+      }
       const page: SourceObject[] = [];
       for (const o of out.Contents ?? []) {
         const full = o.Key;
@@ -49,11 +70,14 @@ export class S3Source implements Source {
         const key = full.slice(this.prefix.length);
         // Directory markers ("folder/" placeholders) and the prefix object itself.
         if (key === "" || key.endsWith("/")) continue;
+        // tranche's own folder of an output (probes) is never input.
+        if (key.startsWith(`${TRANCHE_DIR}/`)) continue;
         page.push({
           key,
           size: o.Size ?? 0,
           lastModified: o.LastModified ? o.LastModified.getTime() : 0,
           etag: (o.ETag ?? "").replace(/"/g, ""),
+          ...(o.StorageClass ? { storageClass: o.StorageClass } : {}),
         });
       }
       if (page.length > 0) yield page;
@@ -61,36 +85,34 @@ export class S3Source implements Source {
     } while (token);
   }
 
+  /**
+   * Opens one object. A failed GetObject rejects classified (`classifyS3Error`, op `read`):
+   * `GoneError` for a deleted key, `ArchivedError` for an archived one, `JobError` for the store;
+   * an error while the body streams (a reset connection, a timeout) is classified the same way.
+   */
   async open(key: string): Promise<NodeJS.ReadableStream> {
     const fullKey = this.prefix + key;
+    let body: unknown;
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey }));
-      const body = out.Body;
-      if (!body) return Readable.from([]);
-      if (body instanceof Readable) return body;
+      body = (await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: fullKey }))).Body;
+    } catch (err) {
+      throw classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "read" });
+    }
+    if (!body) return Readable.from([]);
+    let stream: Readable;
+    if (body instanceof Readable) {
+      stream = body;
+    } else {
       // Other runtimes return web streams / blobs; normalise to a Node Readable.
       const b = body as { transformToWebStream?: () => ReadableStream };
-      if (typeof b.transformToWebStream === "function") {
-        return Readable.fromWeb(b.transformToWebStream() as import("node:stream/web").ReadableStream);
-      }
-      return body as unknown as NodeJS.ReadableStream;
-    } catch (err) {
-      if (isNotFound(err)) {
-        const e = new Error(`S3 object not found: ${formatS3Uri(this.bucket, this.prefix, key)}`, {
-          cause: err,
-        }) as Error & { code: string };
-        e.code = "ENOENT";
-        throw e;
-      }
-      throw err;
+      if (typeof b.transformToWebStream !== "function") return body as NodeJS.ReadableStream;
+      stream = Readable.fromWeb(b.transformToWebStream() as import("node:stream/web").ReadableStream);
     }
+    const out = new PassThrough();
+    stream.once("error", (err) => out.destroy(classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "read" })));
+    out.once("close", () => {
+      if (!stream.destroyed) stream.destroy();
+    });
+    return stream.pipe(out);
   }
-}
-
-function isNotFound(err: unknown): boolean {
-  if (!err || typeof err !== "object") return false;
-  const e = err as { name?: string; Code?: string; $metadata?: { httpStatusCode?: number } };
-  // A missing bucket is a configuration error, not a vanished object.
-  if (e.name === "NoSuchBucket" || e.Code === "NoSuchBucket") return false;
-  return e.name === "NoSuchKey" || e.name === "NotFound" || e.Code === "NoSuchKey" || e.$metadata?.httpStatusCode === 404;
 }

@@ -8,19 +8,37 @@ export interface SourceObject {
   lastModified: number;
   /** ETag (S3) or a size-mtime fingerprint (local files). */
   etag: string;
+  /** S3 storage class as listed (`STANDARD`, `GLACIER`, `DEEP_ARCHIVE`, …); absent for local files. */
+  storageClass?: string;
 }
 
-/** A listing source: streams objects page by page and opens one for reading. */
+/**
+ * A listing source: streams objects page by page and opens one for reading. Errors are typed
+ * (`src/failures.ts`): a read of an object deleted since the listing rejects with a `GoneError`,
+ * an archived one with an `ArchivedError`, a store or disk problem with a `JobError`.
+ */
 export interface Source {
   /** The source location as given in the config (`s3://bucket/prefix/` or `file:///abs/path`). */
   readonly uri: string;
-  /** Streams every object under the root, one page at a time, in no particular order. */
+  /**
+   * Checks, before a run leases anything, that the source exists and can be listed. Rejects with
+   * the CLI-level error naming the location: `UnreachableError` (missing folder or bucket,
+   * endpoint down), `AccessDeniedError` (credentials, permissions) or `ConfigError` (not a folder).
+   */
+  check(): Promise<void>;
+  /**
+   * Streams every object under the root, one page at a time, in no particular order. tranche's own
+   * `_tranche/` folder at the root (temp files of a tranche output used as a source) is skipped.
+   */
   list(): AsyncIterable<SourceObject[]>;
-  /** Opens one object for reading (raw bytes, not decompressed). Rejects with a NotFound error if gone. */
+  /** Opens one object for reading (raw bytes, not decompressed). Rejects with a `GoneError` if gone. */
   open(key: string): Promise<NodeJS.ReadableStream>;
   /** Optional fast path: reads a small object whole. */
   readSmall?(key: string): Promise<Buffer>;
 }
+
+/** Defaults of the S3 client's timeouts (also the config schema's defaults). */
+export const S3_TIMEOUT_DEFAULTS = Object.freeze({ connectTimeoutMs: 5000, requestTimeoutMs: 60_000 });
 
 /** S3 connection settings (config `s3:`); anything unset comes from the standard AWS environment variables. */
 export interface S3Settings {
@@ -33,4 +51,11 @@ export interface S3Settings {
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
+  /** Longest wait for a TCP (and TLS) connection to the endpoint, in ms. Default 5000. */
+  connectTimeoutMs?: number;
+  /**
+   * Longest wait for a response to one request (the request body included), and longest silence
+   * while a response body streams, in ms. Default 60000.
+   */
+  requestTimeoutMs?: number;
 }

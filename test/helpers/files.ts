@@ -10,7 +10,7 @@ export async function writeInput(root: string, key: string, body: string | Buffe
   await utimes(f, t, t);
 }
 
-/** Every file under a folder, as keys relative to it (hidden temp files excluded). */
+/** Every file under a folder, as keys relative to it (hidden files and tranche's own `_tranche/` excluded). */
 export async function listFiles(root: string): Promise<string[]> {
   const out: string[] = [];
   async function walk(rel: string): Promise<void> {
@@ -22,8 +22,9 @@ export async function listFiles(root: string): Promise<string[]> {
     }
     for (const e of ents) {
       const k = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(k);
-      else if (!e.name.startsWith(".")) out.push(k);
+      if (e.isDirectory()) {
+        if (!(rel === "" && e.name === "_tranche")) await walk(k);
+      } else if (!e.name.startsWith(".")) out.push(k);
     }
   }
   await walk("");

@@ -1,8 +1,11 @@
 import { z } from "zod";
-import { stripGz, writeChunk } from "./lines.js";
+import { writeChunk } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
-/** Copies the (already gunzipped) input bytes unchanged; `records` counts the chunks written. */
+/**
+ * Copies the input's bytes unchanged, as stored (gzip stays gzip: `decompress: false`), under the
+ * input's own key; `records` counts the chunks written.
+ */
 async function processCopy(ctx: ProcessorContext): Promise<ProcessorResult> {
   let records = 0;
   for await (const chunk of ctx.input as AsyncIterable<Buffer | string>) {
@@ -13,12 +16,18 @@ async function processCopy(ctx: ProcessorContext): Promise<ProcessorResult> {
   return { records };
 }
 
+/** A true copy: the output key is the input key. */
+export function copyOutputName(key: string): string {
+  return key;
+}
+
 const copy: Processor = {
   process: processCopy,
   /** copy takes no options. */
   optionsSchema: z.object({}).strict(),
-  outputName: stripGz,
+  outputName: copyOutputName,
   contentType: "application/octet-stream",
+  decompress: false,
 };
 
 export default copy;

@@ -69,10 +69,12 @@ async function processCsv(ctx: ProcessorContext): Promise<ProcessorResult> {
   return { records };
 }
 
-/** `a/b.csv.gz` → `a/b.ndjson`; `.tsv` likewise; any other name gets `.ndjson` appended. */
+/**
+ * The whole input key plus `.ndjson` (`dt=1/a.csv.gz` → `dt=1/a.csv.gz.ndjson`): injective, so
+ * `x.csv` and `x.tsv` side by side get two outputs.
+ */
 export function csvOutputName(key: string): string {
-  const base = stripGz(key);
-  return /\.(csv|tsv)$/i.test(base) ? base.replace(/\.[^./]+$/, ".ndjson") : `${base}.ndjson`;
+  return `${key}.ndjson`;
 }
 
 /** csv's options: `delimiter`, one character (default: tab for `.tsv`, else comma). Unknown keys are refused. */

@@ -2,7 +2,7 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { JobError } from "../../src/failures.js";
-import { LineWriter, readLineChunks, stripGz } from "./lines.js";
+import { LineWriter, readLineChunks } from "./lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "./types.js";
 
 /** What a transform module's default export (or named `transform` export) must be. */
@@ -137,10 +137,12 @@ async function processNdjson(ctx: ProcessorContext): Promise<ProcessorResult> {
   return { records };
 }
 
-/** `a/b.json.gz` → `a/b.ndjson`; `.jsonl`, `.ndjson`, `.txt` likewise; any other name gets `.ndjson` appended. */
+/**
+ * The whole input key plus `.ndjson` (`dt=1/a.json.gz` → `dt=1/a.json.gz.ndjson`): injective, so
+ * `a.json`, `a.json.gz` and `a.jsonl` side by side get three outputs.
+ */
 export function ndjsonOutputName(key: string): string {
-  const base = stripGz(key);
-  return /\.(json|jsonl|ndjson|txt)$/i.test(base) ? base.replace(/\.[^./]+$/, ".ndjson") : `${base}.ndjson`;
+  return `${key}.ndjson`;
 }
 
 /** ndjson's options: `transform`, a path to a transform module. Unknown keys are refused. */

@@ -9,7 +9,7 @@ export interface ProcessorContext {
   key: string;
   /** Hive-style partition values of the input, e.g. `{ dt: "2024-01-01" }`. */
   partition: Record<string, string>;
-  /** The input's bytes, already gunzipped when the input is gzip (unless the processor sets `decompress: false`). */
+  /** The input's bytes: gunzipped when the input is gzip, unless the processor sets `decompress: false`. */
   input: Readable;
   /** Where the output goes; the processor writes and ends it (or resolves and lets the caller end it). */
   output: Writable;
@@ -55,8 +55,10 @@ export interface Processor {
   /** Turns one input into output. */
   process(ctx: ProcessorContext): Promise<ProcessorResult>;
   /**
-   * Output key for an input key. It must be injective (two inputs never share an output): tranche
-   * refuses a run in which two inputs map to one output. Default: the input key unchanged.
+   * Output key for an input key. It must be injective (two inputs never share an output; the
+   * planner checks) and give keys without empty, `.` or `..` segments.
+   * Default: the input key itself (`dt=1/a.json.gz` → `dt=1/a.json.gz`). Names too long for the
+   * output store are shortened injectively by the sink (see `src/sink/output-name.ts`).
    */
   outputName?(key: string): string;
   /** Content type of the output. */
@@ -68,6 +70,9 @@ export interface Processor {
   optionsSchema?: StandardSchemaV1;
   /** Loads what the processor needs for these options (e.g. a transform module), before anything is leased. */
   preflight?(options: Record<string, unknown>): Promise<void>;
-  /** false: the input is handed over as stored, compressed or not. Default true (gzip is decompressed). */
+  /**
+   * Whether gzip inputs are gunzipped before `process` sees them. Default true.
+   * false: the input is handed over as stored, compressed or not.
+   */
   decompress?: boolean;
 }
