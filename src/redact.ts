@@ -26,6 +26,7 @@ export function redact<T>(value: T, depth = 0): T {
   if (depth > 8 || value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1)) as T;
   const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = isSecretField(k) && v !== undefined && v !== null && v !== "" ? "***" : redact(v, depth + 1);
+  for (const [k, v] of Object.entries(value))
+    out[k] = isSecretField(k) && v !== undefined && v !== null && v !== "" ? "***" : redact(v, depth + 1);
   return out as T;
 }

@@ -125,7 +125,10 @@ describe("tranche CLI", () => {
     const unknownOpt = await cli(["run", "events", "--config", config, "--thredas", "2"]);
     expect([unknownOpt.code, unknownOpt.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: unknown option '--thredas'/)]);
     const zero = await cli(["run", "events", "--config", config, "--threads", "0"]);
-    expect([zero.code, zero.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: .*--threads must be a whole number of at least 1, got "0"/)]);
+    expect([zero.code, zero.stderr]).toEqual([
+      2,
+      expect.stringMatching(/^error \[E_CONFIG\]: .*--threads must be a whole number of at least 1, got "0"/),
+    ]);
     const noArg = await cli(["run"]);
     expect([noArg.code, noArg.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: missing required argument 'job'/)]);
     const server = http.createServer().listen(0, "0.0.0.0");
@@ -133,7 +136,10 @@ describe("tranche CLI", () => {
     const port = (server.address() as { port: number }).port;
     const busy = await cli(["run", "events", "--config", config, "--metrics-port", String(port)]);
     server.close();
-    expect([busy.code, busy.stderr]).toEqual([2, expect.stringMatching(/^error \[E_CONFIG\]: metrics port \d+ on 0\.0\.0\.0 is in use; choose another/)]);
+    expect([busy.code, busy.stderr]).toEqual([
+      2,
+      expect.stringMatching(/^error \[E_CONFIG\]: metrics port \d+ on 0\.0\.0\.0 is in use; choose another/),
+    ]);
     const level = await cli(["status", "--config", config], { TRANCHE_LOG_LEVEL: "verbose" });
     expect([level.code, level.stderr]).toEqual([2, expect.stringMatching(/TRANCHE_LOG_LEVEL="verbose" is not a level/)]);
   });

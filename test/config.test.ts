@@ -58,16 +58,26 @@ jobs:
 
   it("validates redis.url, exclusion globs and the environment overrides", () => {
     const base = { jobs: { e: job } };
-    expect(() => validateConfig({ ...base, redis: { url: "http://localhost:6379" } }, { env: {} })).toThrow(/redis\.url: .*scheme http: is not supported/);
-    expect(() => validateConfig({ ...base, redis: { url: "redis://localhost:6379/cache" } }, { env: {} })).toThrow(/redis\.url: .*database "cache" is not a number/);
+    expect(() => validateConfig({ ...base, redis: { url: "http://localhost:6379" } }, { env: {} })).toThrow(
+      /redis\.url: .*scheme http: is not supported/,
+    );
+    expect(() => validateConfig({ ...base, redis: { url: "redis://localhost:6379/cache" } }, { env: {} })).toThrow(
+      /redis\.url: .*database "cache" is not a number/,
+    );
     expect(() => validateConfig({ ...base, redis: { url: "localhost:6379" } }, { env: {} })).toThrow(/redis\.url/);
-    expect(validateConfig({ ...base, redis: { url: "rediss://u:p@cache:6380/2" } }, { env: {} }).redis.url).toBe("rediss://u:p@cache:6380/2");
+    expect(validateConfig({ ...base, redis: { url: "rediss://u:p@cache:6380/2" } }, { env: {} }).redis.url).toBe(
+      "rediss://u:p@cache:6380/2",
+    );
     expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, exclusions: ["**.{tmp"] } } } }, { env: {} })).toThrow(
       /jobs\.e\.source\.exclusions\.0: got "\*\*\.\{tmp"; not a valid glob/,
     );
-    expect(() => validateConfig(base, { env: { TRANCHE_REDIS_URL: "mysql://x" } })).toThrow(/TRANCHE_REDIS_URL: scheme mysql: is not supported/);
+    expect(() => validateConfig(base, { env: { TRANCHE_REDIS_URL: "mysql://x" } })).toThrow(
+      /TRANCHE_REDIS_URL: scheme mysql: is not supported/,
+    );
     expect(() => validateConfig(base, { env: { TRANCHE_PREFIX: "a b" } })).toThrow(/TRANCHE_PREFIX="a b"/);
-    expect(() => validateConfig({ jobs: { e: { ...job, maxBadRecordRatio: 2 } } }, { env: {} })).toThrow(/jobs\.e\.maxBadRecordRatio: got 2/);
+    expect(() => validateConfig({ jobs: { e: { ...job, maxBadRecordRatio: 2 } } }, { env: {} })).toThrow(
+      /jobs\.e\.maxBadRecordRatio: got 2/,
+    );
   });
 
   it("says where to look when the file is missing", () => {

@@ -4,6 +4,8 @@ import path from "node:path";
 import { Redis } from "ioredis";
 import { describe, expect, it } from "vitest";
 import { demoRedis } from "../src/demo/redis-launcher.js";
+import { demoPrefix } from "../src/demo/demo.js";
+import { redisClient } from "./helpers/redis.js";
 import { cli } from "./helpers/cli.js";
 import { listFiles } from "./helpers/files.js";
 import { planRun } from "../src/planner/plan.js";
@@ -16,9 +18,19 @@ describe("demo", () => {
       const r = await cli(["demo", "--dir", dir, "--files", "240", "--partitions", "3", "--bounded-files", "100", "--records", "20"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/done: 3 runs, 240 files/);
-      expect(r.stdout).toMatch(/1 bad record\(s\) skipped and reported/);
+      expect(r.stdout).toMatch(/1 bad record skipped and reported/);
       expect(r.stdout).toContain(`output: ${path.join(dir, "out")}`);
+      expect(r.stderr).not.toMatch(/"msg":"planned"/); // no info lines unless asked for
       expect(await listFiles(path.join(dir, "out"))).toHaveLength(240);
+      // The sentence is true: run again, nothing is left to do.
+      const again = await cli(["demo", "--dir", dir]);
+      expect(again.stdout).toMatch(/reusing the sample backlog/);
+      expect(again.stdout).toMatch(/nothing left to do: the bookmark in Redis covers every file/);
+      const clean = await cli(["demo", "--dir", dir, "--clean"]);
+      expect(clean.stdout).toMatch(/removed .* and \d+ Redis keys under prefix tranche-demo-/);
+      const r2 = redisClient();
+      expect(await r2.keys(`${demoPrefix(dir)}:*`)).toEqual([]);
+      await r2.quit();
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -19,7 +19,8 @@ const T0 = Date.UTC(2024, 0, 1);
 const FIXTURES = path.resolve("test/fixtures");
 
 async function seed(h: Harness, n: number) {
-  for (let i = 0; i < n; i++) await writeInput(h.inDir, `dt=2024-01-01/f-${String(i).padStart(3, "0")}.json`, `{"i":${i}}\n`, T0 + i * 1000);
+  for (let i = 0; i < n; i++)
+    await writeInput(h.inDir, `dt=2024-01-01/f-${String(i).padStart(3, "0")}.json`, `{"i":${i}}\n`, T0 + i * 1000);
 }
 
 /** Every Redis key of the harness' prefix, by suffix after the prefix. */
@@ -41,9 +42,17 @@ async function check(h: Harness): Promise<unknown> {
 describe("preflight: a broken job is refused before anything is read or leased", () => {
   it.each([
     ["a misspelt processor", { processor: "ndjosn" }, /jobs\.\w+\.processor: .*cannot load processor .*ndjosn/],
-    ["a missing transform module", { processorOptions: { transform: "./no-such-transform.mjs" } }, /jobs\.\w+\.processorOptions\.transform: .*cannot load transform module/],
+    [
+      "a missing transform module",
+      { processorOptions: { transform: "./no-such-transform.mjs" } },
+      /jobs\.\w+\.processorOptions\.transform: .*cannot load transform module/,
+    ],
     ["a misspelt processor option", { processorOptions: { transfrom: "./x.mjs" } }, /jobs\.\w+\.processorOptions: .*transfrom/],
-    ["a bad option value", { processor: "csv", processorOptions: { delimiter: ";;" } }, /jobs\.\w+\.processorOptions\.delimiter: .*single character/],
+    [
+      "a bad option value",
+      { processor: "csv", processorOptions: { delimiter: ";;" } },
+      /jobs\.\w+\.processorOptions\.delimiter: .*single character/,
+    ],
     ["an unset env reference", { processorOptions: { transform: "${env:TRANCHE_TEST_UNSET_VAR}" } }, /TRANCHE_TEST_UNSET_VAR is not set/],
   ])("%s → E_CONFIG naming the field", async (_what, job, message) => {
     const h = await harness("preflight", job);

@@ -24,7 +24,10 @@ afterAll(async () => {
 
 describe("a run whose Redis lost its data ends E_RUN_LOST, within 60 s", () => {
   it("ends lost when its keys vanish mid-run (a Redis restart without persistence), instead of waiting for ever", async () => {
-    const h = await harness("lostdata", { processor: path.resolve("test/fixtures/slow-processor.mjs"), processorOptions: { sleepMs: 400 } });
+    const h = await harness("lostdata", {
+      processor: path.resolve("test/fixtures/slow-processor.mjs"),
+      processorOptions: { sleepMs: 400 },
+    });
     for (let i = 0; i < 20; i++) await writeInput(h.inDir, `f${i}.json`, "{}\n", T0 + i * 1000);
     h.startWorker(1);
     const started = Date.now();
@@ -113,7 +116,14 @@ describe("a refused run exits 3, every time", () => {
       const config = await writeConfig(dir, {
         redis: { url: REDIS_URL },
         prefix,
-        jobs: { events: { source: { path: "in" }, processor: "ndjson", output: { path: pathToFileURL(path.join(dir, "out")).href }, worker: { threads: 1 } } },
+        jobs: {
+          events: {
+            source: { path: "in" },
+            processor: "ndjson",
+            output: { path: pathToFileURL(path.join(dir, "out")).href },
+            worker: { threads: 1 },
+          },
+        },
       });
       await redis.zadd(`${prefix}:runs:events:active`, Date.now() + 600_000, "someone-else");
       const codes: (number | null)[] = [];

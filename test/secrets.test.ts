@@ -39,7 +39,13 @@ describe("secrets", () => {
         processor: path.resolve("test/fixtures/slow-processor.mjs"),
         processorOptions: { apiKey: "${env:TRANCHE_TEST_API_KEY}", ledger: "" },
       },
-      { s3: { accessKeyId: "AKIAEXAMPLEKEYID0000", secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", sessionToken: "FQoGZXIvYXdzEXAMPLETOKEN" } },
+      {
+        s3: {
+          accessKeyId: "AKIAEXAMPLEKEYID0000",
+          secretAccessKey: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+          sessionToken: "FQoGZXIvYXdzEXAMPLETOKEN",
+        },
+      },
     );
     try {
       for (let i = 0; i < 3; i++) await writeInput(h.inDir, `f${i}.json`, "{}\n", T0 + i);
@@ -48,7 +54,8 @@ describe("secrets", () => {
       expect(r.status).toBe("succeeded");
       const all = await dump(h.redis, h.prefix);
       expect(all).toContain("f1.json"); // the dump does see batch data
-      for (const secret of ["sk-live-0123456789", "AKIAEXAMPLEKEYID0000", "wJalrXUtnFEMI", "FQoGZXIvYXdzEXAMPLETOKEN"]) expect(all).not.toContain(secret);
+      for (const secret of ["sk-live-0123456789", "AKIAEXAMPLEKEYID0000", "wJalrXUtnFEMI", "FQoGZXIvYXdzEXAMPLETOKEN"])
+        expect(all).not.toContain(secret);
       expect(JSON.stringify(r)).not.toContain("sk-live");
     } finally {
       delete process.env.TRANCHE_TEST_API_KEY;

@@ -26,13 +26,26 @@ describe("state format version", () => {
     const config = await writeConfig(dir, {
       redis: { url: REDIS_URL },
       prefix,
-      jobs: { events: { source: { path: "in" }, processor: "ndjson", output: { path: pathToFileURL(path.join(dir, "out")).href }, worker: { threads: 1 } } },
+      jobs: {
+        events: {
+          source: { path: "in" },
+          processor: "ndjson",
+          output: { path: pathToFileURL(path.join(dir, "out")).href },
+          worker: { threads: 1 },
+        },
+      },
     });
     // State as the previous tranche left it: a bookmark, and dead letters in a capped list.
     await redis.hset(`${prefix}:bm:events:meta`, "version", "3");
-    await redis.lpush(`${prefix}:bm:events:deadletters`, JSON.stringify({ key: "old.json", lastModified: 1, partition: "_", runId: "r0", reason: "x" }));
+    await redis.lpush(
+      `${prefix}:bm:events:deadletters`,
+      JSON.stringify({ key: "old.json", lastModified: 1, partition: "_", runId: "r0", reason: "x" }),
+    );
     const refused = await cli(["status", "events", "-c", config]);
-    expect([refused.code, refused.stderr]).toEqual([7, expect.stringMatching(/^error \[E_STATE_VERSION\]: .*format 0, this tranche uses \d+; .*'tranche migrate'/)]);
+    expect([refused.code, refused.stderr]).toEqual([
+      7,
+      expect.stringMatching(/^error \[E_STATE_VERSION\]: .*format 0, this tranche uses \d+; .*'tranche migrate'/),
+    ]);
     const m = await cli(["migrate", "-c", config]);
     expect(m.code).toBe(0);
     expect(m.stdout).toMatch(/format 0 → 1: dead letters moved to hashes \(1 records\)/);

@@ -14,7 +14,7 @@ import type { Sink } from "../src/sink/types.js";
 import { openSource, openSink } from "../src/source/open.js";
 import { FileError, JobError, isTypedFailure, messageOf, type TypedFailure } from "../src/failures.js";
 import { decodeBuffer, decodeStream, type DecodedInput } from "./decode.js";
-import { asPreflightFailure, loadProcessor, OptionsError, validateOptions } from "./load-processor.js";
+import { asPreflightFailure, BUILT_IN, loadProcessor, OptionsError, validateOptions } from "./load-processor.js";
 import type { Processor } from "./processors/types.js";
 
 const sources = new Map<string, Promise<Source>>();
@@ -154,7 +154,8 @@ export async function preflight(task: PreflightTask): Promise<PreflightOutcome> 
     } catch (err) {
       throw asPreflightFailure(task.processor, err);
     }
-    return { ok: true, warnings, customOutputName: typeof processor.outputName === "function" };
+    // Built-in processors name outputs injectively by construction; only a module's own outputName is checked per run.
+    return { ok: true, warnings, customOutputName: typeof processor.outputName === "function" && !(task.processor in BUILT_IN) };
   } catch (err) {
     const f = isTypedFailure(err) ? err : new JobError("E_PROCESSOR", messageOf(err), { retryable: false });
     return { ok: false, failure: f.toFailure(), field: err instanceof OptionsError ? err.field : undefined };

@@ -61,7 +61,11 @@ export class DeadLetters {
     let n = 0;
     const put = async (recs: FileRecord[]) => {
       for (const rec of recs) {
-        const res = await this.r.multi().hdel(this.k.deadLetters, rec.key).hset(this.k.retry(rec.partition), rec.key, rec.lastModified).exec();
+        const res = await this.r
+          .multi()
+          .hdel(this.k.deadLetters, rec.key)
+          .hset(this.k.retry(rec.partition), rec.key, rec.lastModified)
+          .exec();
         if (Number(res?.[0]?.[1]) === 1) n++;
       }
     };

@@ -71,7 +71,8 @@ export class RunSlots {
     const started = Date.now();
     let logged = started;
     while (Number(await this.r.trancheLock(this.k.planLock, "take", runId, ttlMs)) !== 1) {
-      if (Date.now() - started > waitMs) throw new Error(`waited ${waitMs / 1000} s for another run of job "${this.job}" to finish planning`);
+      if (Date.now() - started > waitMs)
+        throw new Error(`waited ${waitMs / 1000} s for another run of job "${this.job}" to finish planning`);
       if (Date.now() - logged >= 5000) {
         logged = Date.now();
         o.log?.info("waiting for another run of the job to finish planning", {

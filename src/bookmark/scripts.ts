@@ -58,7 +58,8 @@ export type ScriptRedis = (Redis | Cluster) & {
 export function withScripts(redis: Redis | Cluster): ScriptRedis {
   const r = redis as ScriptRedis;
   if (typeof r.trancheAcquireRun !== "function") {
-    for (const s of scripts()) redis.defineCommand(s.name, s.numberOfKeys === undefined ? { lua: s.lua } : { lua: s.lua, numberOfKeys: s.numberOfKeys });
+    for (const s of scripts())
+      redis.defineCommand(s.name, s.numberOfKeys === undefined ? { lua: s.lua } : { lua: s.lua, numberOfKeys: s.numberOfKeys });
   }
   return r;
 }

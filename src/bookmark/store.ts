@@ -268,13 +268,23 @@ export class BookmarkStore {
   }
 
   /** Stages files a batch wrote (a {@link finishBatch} with only successes). Returns how many were new. */
-  async stageBatch(args: { partition: string; runId: string; commitId: string; finalBatchId?: string; files: readonly CommitFile[] }): Promise<number> {
+  async stageBatch(args: {
+    partition: string;
+    runId: string;
+    commitId: string;
+    finalBatchId?: string;
+    files: readonly CommitFile[];
+  }): Promise<number> {
     return (await this.finishBatch({ ...args, ok: args.files })).staged;
   }
 
   /** Records a batch as finally failed on its run, once (atomic). `kind` job stops a drain. */
   async markBatchFailed(runId: string, batchId: string, reason: string, kind: "job" | "file"): Promise<boolean> {
-    return Number(await this.r.trancheMarkBatchFailed(this.k.run(runId), this.k.runErrors(runId), batchId, reason, kind, RUN_TTL_S, MAX_RUN_ERRORS)) === 1;
+    return (
+      Number(
+        await this.r.trancheMarkBatchFailed(this.k.run(runId), this.k.runErrors(runId), batchId, reason, kind, RUN_TTL_S, MAX_RUN_ERRORS),
+      ) === 1
+    );
   }
 
   /**
@@ -469,6 +479,10 @@ export class BookmarkStore {
   /** Every key of this job's bookmark state (for MEMORY USAGE and reset). */
   async stateKeys(): Promise<string[]> {
     const parts = await this.partitions();
-    return [this.k.parts, this.k.jobMeta, ...parts.flatMap((p) => [this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)])];
+    return [
+      this.k.parts,
+      this.k.jobMeta,
+      ...parts.flatMap((p) => [this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)]),
+    ];
   }
 }

@@ -48,17 +48,22 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
       return;
     }
     const t = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
-    process.stdout.write(`bookmark of job ${jobName}: version ${sum.version}, ${plural(sum.runs, "committed run")}, last run ${sum.lastRunId ?? "-"}\n`);
+    process.stdout.write(
+      `bookmark of job ${jobName}: version ${sum.version}, ${plural(sum.runs, "committed run")}, last run ${sum.lastRunId ?? "-"}\n`,
+    );
     for (const p of sum.partitions) {
       process.stdout.write(
         `  ${p.partition}: watermark ${t(p.wm)}, ${plural(p.bandFiles, "file")} in band, ${p.leased} leased, ${plural(p.files, "file")} committed${p.floor !== null ? `, floor ${t(p.floor)}` : ""}\n`,
       );
     }
-    if (dead.deadLetters) process.stdout.write(`dead letters: ${plural(dead.deadLetters, "file")}; see 'tranche dead-letters list ${jobName}'\n`);
+    if (dead.deadLetters)
+      process.stdout.write(`dead letters: ${plural(dead.deadLetters, "file")}; see 'tranche dead-letters list ${jobName}'\n`);
     if (dead.skipped) process.stdout.write(`skipped (archived): ${plural(dead.skipped, "file")}\n`);
     process.stdout.write(`history (newest first):\n`);
     for (const h of hist.slice(0, 20)) {
-      process.stdout.write(`  ${h.runId} ${h.status.padEnd(9)} ${h.mode.padEnd(7)} ${h.committed ? `v${h.version}` : "-"} ${plural(h.files, "file")}\n`);
+      process.stdout.write(
+        `  ${h.runId} ${h.status.padEnd(9)} ${h.mode.padEnd(7)} ${h.committed ? `v${h.version}` : "-"} ${plural(h.files, "file")}\n`,
+      );
     }
   } finally {
     await conn.close();
@@ -66,19 +71,28 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
 }
 
 /** `tranche bookmark reset <job>` and `tranche bookmark rewind <job> --to-run RUN`. Output is never touched. */
-export async function bookmarkChangeCommand(jobName: string, action: "reset" | "rewind", opts: { config?: string; toRun?: string }): Promise<void> {
+export async function bookmarkChangeCommand(
+  jobName: string,
+  action: "reset" | "rewind",
+  opts: { config?: string; toRun?: string },
+): Promise<void> {
   const cfg = loadConfig(opts.config);
   getJob(cfg, jobName);
-  if (action === "rewind" && !opts.toRun) throw new ConfigError("bookmark rewind needs --to-run RUN_ID (see 'tranche bookmark show JOB' for run ids)");
+  if (action === "rewind" && !opts.toRun)
+    throw new ConfigError("bookmark rewind needs --to-run RUN_ID (see 'tranche bookmark show JOB' for run ids)");
   const conn = await openConnections(cfg);
   try {
     const store = new BookmarkStore(conn.redis, cfg.prefix, jobName);
     if (action === "reset") {
       await store.reset();
-      process.stdout.write(`bookmark of job ${jobName} reset: the next run starts over; dead letters were forgotten (output was not touched)\n`);
+      process.stdout.write(
+        `bookmark of job ${jobName} reset: the next run starts over; dead letters were forgotten (output was not touched)\n`,
+      );
     } else {
       const version = await store.rewind(opts.toRun!);
-      process.stdout.write(`bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}); output was not touched\n`);
+      process.stdout.write(
+        `bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}); output was not touched\n`,
+      );
     }
   } finally {
     await conn.close();

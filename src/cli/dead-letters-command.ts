@@ -29,7 +29,9 @@ export async function deadLettersCommand(action: "list" | "retry" | "clear", job
         for (const r of page) {
           n++;
           process.stdout.write(
-            opts.json ? JSON.stringify(r) + "\n" : `${r.key}\t${new Date(r.lastModified).toISOString()}\t${r.partition}\t${r.runId}\t${r.reason}\n`,
+            opts.json
+              ? JSON.stringify(r) + "\n"
+              : `${r.key}\t${new Date(r.lastModified).toISOString()}\t${r.partition}\t${r.runId}\t${r.reason}\n`,
           );
         }
       }

@@ -19,7 +19,6 @@ for (const s of [process.stdout, process.stderr]) {
   });
 }
 
-
 /** A whole-number option value; `min` 1 refuses 0 (`--threads 0`), naming the option. */
 function int(name: string, min = 0) {
   return (v: string) => {

@@ -34,7 +34,10 @@ export function runLine(s: RunSummary): string {
     `${plural(s.remainingFiles, "file")} (${formatBytes(s.remainingBytes)}) remain`,
   ];
   if (s.badRecords) parts.push(`${plural(s.badRecords, "bad record")} skipped`);
-  if (s.deadLettered) parts.push(`${plural(s.deadLettered, "file")} DEAD-LETTERED: ${s.deadLetteredKeys.slice(0, 5).join(", ")}${s.deadLetteredKeys.length > 5 ? ", …" : ""}`);
+  if (s.deadLettered)
+    parts.push(
+      `${plural(s.deadLettered, "file")} DEAD-LETTERED: ${s.deadLetteredKeys.slice(0, 5).join(", ")}${s.deadLetteredKeys.length > 5 ? ", …" : ""}`,
+    );
   if (s.gone) parts.push(`${plural(s.gone, "file")} gone (deleted after listing)`);
   if (s.archived) parts.push(`${plural(s.archived, "file")} skipped (archived storage class)`);
   if (s.jobFailure) parts.push(`job error: ${s.jobFailure}`);

@@ -67,7 +67,11 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
   const threads = opts.threads ?? job.worker.threads;
   const conn = await openConnections(cfg);
-  const pool = new FilePool({ threads, maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb, filesPerThread: job.worker.filesPerThread });
+  const pool = new FilePool({
+    threads,
+    maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb,
+    filesPerThread: job.worker.filesPerThread,
+  });
   let worker: BatchWorker | undefined;
   let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   const summaries: RunSummary[] = [];
@@ -135,7 +139,10 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
             : `${s.fileFailures} file(s) failed${job.bookmark.deadLetterAfterRuns === 0 ? " and bookmark.deadLetterAfterRuns is 0, so they are retried by every run" : ""}; first error: ${s.errors[0] ?? "unknown"}`;
           throw new RunFailedError(`run ${s.runId} of job "${jobName}" failed: ${why}`);
         }
-        log.warn("run failed on file errors that later runs retry and dead-letter; draining goes on", { runId: s.runId, fileFailures: s.fileFailures });
+        log.warn("run failed on file errors that later runs retry and dead-letter; draining goes on", {
+          runId: s.runId,
+          fileFailures: s.fileFailures,
+        });
         continue;
       }
       if (!opts.drain || !drainGoesOn(s, job.bookmark.deadLetterAfterRuns)) break;

@@ -31,12 +31,14 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const heap = opts.maxOldGenerationSizeMb ?? Math.max(...jobCfgs.map((j) => j.worker.maxOldGenerationSizeMb));
   const conn = await openConnections(cfg);
   let stopping = false;
-  let worker: BatchWorker | undefined;
+  const running = { worker: undefined as BatchWorker | undefined };
   const port = opts.metricsPort ?? cfg.metrics.port;
-  const metrics = port ? await startMetricsServer(port, () => !stopping && worker?.running === true).catch(async (e) => {
-    await conn.close();
-    throw e;
-  }) : undefined;
+  const metrics = port
+    ? await startMetricsServer(port, () => !stopping && running.worker?.running === true).catch(async (e) => {
+        await conn.close();
+        throw e;
+      })
+    : undefined;
   // Temp files of workers killed on this host are removed before this one starts writing.
   for (const j of jobCfgs) {
     const sink = await openSink(j.output.path, cfg.s3).catch(() => undefined);
@@ -48,7 +50,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     maxOldGenerationSizeMb: heap,
     filesPerThread: opts.filesPerThread ?? Math.max(...jobCfgs.map((j) => j.worker.filesPerThread)),
   });
-  worker = new BatchWorker({
+  const worker = new BatchWorker({
     redis: conn.redis,
     connection: conn.bull,
     cfg,
@@ -59,6 +61,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     stalledIntervalMs: opts.stalledIntervalMs,
     log,
   });
+  running.worker = worker;
   for (const j of jobs) initJobMetrics(j);
   await worker.start();
   log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, metricsPort: metrics?.port, pid: process.pid });

@@ -9,7 +9,9 @@ export class MissingEnvError extends Error {
     readonly path: string,
     readonly variable: string,
   ) {
-    super(`processorOptions${path ? `.${path}` : ""} references \${env:${variable}}, but ${variable} is not set in this worker's environment`);
+    super(
+      `processorOptions${path ? `.${path}` : ""} references \${env:${variable}}, but ${variable} is not set in this worker's environment`,
+    );
     this.name = "MissingEnvError";
   }
 }

@@ -17,7 +17,8 @@ function canonical(v: unknown): string {
  * A fingerprint of what decides how a job's files are processed and what becomes of them: source,
  * processor and its options (with `${env:…}` references unresolved: no secret is hashed), output,
  * bad-record ratio, dead-letter rule, the file timeout, and the S3 endpoint and region. Not
- * included: credentials, and pool sizes that may differ per host. Batches carry it; a worker
+ * included: credentials, the bound (it decides what a run selects, not how a file is processed)
+ * and pool sizes that may differ per host. Batches carry it; a worker
  * whose own configuration gives another fingerprint refuses the batch (a job error), so a stale
  * ConfigMap never applies old options silently.
  */
@@ -25,7 +26,8 @@ export function jobFingerprint(cfg: Pick<TrancheConfig, "prefix" | "s3">, job: J
   const decisive = {
     prefix: cfg.prefix,
     s3: { endpoint: cfg.s3.endpoint ?? null, region: cfg.s3.region ?? null, forcePathStyle: cfg.s3.forcePathStyle ?? null },
-    source: job.source,
+    // The bound is left out: it decides what a run selects, not how a file is processed.
+    source: { ...job.source, boundedFiles: undefined, boundedSize: undefined },
     processor: job.processor,
     processorOptions: job.processorOptions,
     output: job.output,

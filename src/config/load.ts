@@ -48,7 +48,8 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
   }
   if (env.TRANCHE_PREFIX) {
     const p = configSchema.shape.prefix.safeParse(env.TRANCHE_PREFIX);
-    if (!p.success) throw new ConfigError(`TRANCHE_PREFIX=${JSON.stringify(env.TRANCHE_PREFIX)}: ${p.error.issues[0]?.message ?? "not a valid prefix"}`);
+    if (!p.success)
+      throw new ConfigError(`TRANCHE_PREFIX=${JSON.stringify(env.TRANCHE_PREFIX)}: ${p.error.issues[0]?.message ?? "not a valid prefix"}`);
     cfg.prefix = env.TRANCHE_PREFIX;
   }
   const baseDir = opts.baseDir ?? process.cwd();

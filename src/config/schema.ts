@@ -28,7 +28,8 @@ export const redisUrl = z.string().superRefine((v, ctx) => {
   }
   if (!u.hostname) ctx.addIssue({ code: "custom", message: "no host; use redis://host:port" });
   const db = u.pathname.replace(/^\//, "");
-  if (db !== "" && !/^[0-9]+$/.test(db)) ctx.addIssue({ code: "custom", message: `database ${JSON.stringify(db)} is not a number; use redis://host:port/0` });
+  if (db !== "" && !/^[0-9]+$/.test(db))
+    ctx.addIssue({ code: "custom", message: `database ${JSON.stringify(db)} is not a number; use redis://host:port/0` });
 });
 
 /** Where a job's files are. */

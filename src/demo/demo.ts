@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -24,8 +25,10 @@ export interface DemoOptions {
   clean?: boolean;
 }
 
-/** The demo's fixed key prefix: a second `tranche demo` finds the first one's bookmark. */
-export const DEMO_PREFIX = "tranche-demo";
+/** The demo's key prefix: fixed per demo folder, so a second `tranche demo` finds the first one's bookmark. */
+export function demoPrefix(dir: string): string {
+  return `tranche-demo-${createHash("sha256").update(path.resolve(dir)).digest("hex").slice(0, 8)}`;
+}
 
 async function deleteKeys(url: string, prefix: string): Promise<number> {
   const redis = await connectRedis(url);
@@ -53,11 +56,14 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   const out = process.stdout;
   const dir = path.resolve(o.dir ?? ".tranche-demo");
   const raw = path.join(dir, "raw");
+  const prefix = demoPrefix(dir);
+  // The demo shows its own lines; the runs' log lines only when asked for (TRANCHE_LOG_LEVEL=info).
+  process.env.TRANCHE_LOG_LEVEL ||= "warn";
   if (o.clean || o.fresh) {
     const redis = await demoRedis({ ...process.env }, undefined, path.join(dir, "redis"));
-    const n = await deleteKeys(redis.url, DEMO_PREFIX).finally(() => redis.stop());
+    const n = await deleteKeys(redis.url, prefix).finally(() => redis.stop());
     await rm(dir, { recursive: true, force: true });
-    out.write(`removed ${dir} and ${plural(n, "Redis key")} under prefix ${DEMO_PREFIX}\n`);
+    out.write(`removed ${dir} and ${plural(n, "Redis key")} under prefix ${prefix}\n`);
     if (o.clean) return;
   }
   const files = o.files ?? 3000;
@@ -81,7 +87,7 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   const boundedFiles = o.boundedFiles ?? 500;
   const raw_cfg = {
     redis: { url: redis.url },
-    prefix: DEMO_PREFIX,
+    prefix: prefix,
     metrics: { port: 0 },
     jobs: {
       events: {
@@ -96,13 +102,17 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   const configFile = path.join(dir, "tranche.yaml");
   await writeFile(configFile, `# Written by 'tranche demo'.\n${stringify(raw_cfg)}`);
   const cfg = validateConfig(raw_cfg, { env: {}, file: configFile });
-  out.write(`  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${DEMO_PREFIX})\n`);
+  out.write(`  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${prefix})\n`);
   const t1 = Date.now();
   try {
     const runs = await runCommand("events", { drain: true, json: o.json }, cfg);
     const secs = (Date.now() - t1) / 1000;
-    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), { files: 0, bytes: 0, bad: 0 });
-    const rel = path.relative(process.cwd(), dir) || ".";
+    const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), {
+      files: 0,
+      bytes: 0,
+      bad: 0,
+    });
+    const rel = dir.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), dir) : dir;
     if (total.files === 0) {
       out.write(`\nnothing left to do: the bookmark in Redis covers every file of ${raw}\n  output: ${path.join(dir, "out")}\n`);
     } else {

@@ -34,7 +34,9 @@ export async function startMetricsServer(
     server.once("error", (err: NodeJS.ErrnoException) =>
       reject(
         err.code === "EADDRINUSE" || err.code === "EACCES"
-          ? new ConfigError(`metrics port ${port} on ${host} ${err.code === "EADDRINUSE" ? "is in use" : "needs privileges"}; choose another with --metrics-port (or metrics.port), or 0 to turn metrics off`)
+          ? new ConfigError(
+              `metrics port ${port} on ${host} ${err.code === "EADDRINUSE" ? "is in use" : "needs privileges"}; choose another with --metrics-port (or metrics.port), or 0 to turn metrics off`,
+            )
           : err,
       ),
     );

@@ -14,7 +14,6 @@ export function threadEntry(): string {
   return f;
 }
 
-
 export interface FilePoolOptions {
   /** Worker threads. @defaultValue 2 */
   threads?: number;

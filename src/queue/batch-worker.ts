@@ -53,7 +53,12 @@ export class BatchWorker {
         void (async () => {
           // Failed for good (attempts used up, unrecoverable, or stalled too often) or to be retried.
           const final = (await j.getState()) === "failed";
-          this.o.log.warn(final ? "batch failed" : "batch will be retried", { job: j.data.job, batch: j.id, attempt: j.attemptsMade, reason: err.message });
+          this.o.log.warn(final ? "batch failed" : "batch will be retried", {
+            job: j.data.job,
+            batch: j.id,
+            attempt: j.attemptsMade,
+            reason: err.message,
+          });
           if (final) {
             const store = new BookmarkStore(this.o.redis, this.o.cfg.prefix, j.data.job);
             // The batch's last attempt recorded whether the job or files were at fault; a batch

@@ -60,7 +60,13 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   const labels = { [JOB_LABEL]: d.job };
   const log = ctx.log.child({ job: d.job, runId: d.runId, batch: job.id, partition: d.partition, attempt: job.attemptsMade + 1 });
   const jc: JobConfig | undefined = ctx.cfg.jobs[d.job];
-  if (!jc) return refuse(store, job, "E_CONFIG_MISMATCH", `this worker's configuration has no job "${d.job}"; deploy the same configuration to every worker`);
+  if (!jc)
+    return refuse(
+      store,
+      job,
+      "E_CONFIG_MISMATCH",
+      `this worker's configuration has no job "${d.job}"; deploy the same configuration to every worker`,
+    );
   if (jobFingerprint(ctx.cfg, jc) !== d.fingerprint) {
     return refuse(
       store,

@@ -33,7 +33,8 @@ export async function preflight(o: { cfg: TrancheConfig; job: string; pool: File
   try {
     options = resolveEnvRefs(jc.processorOptions);
   } catch (err) {
-    if (err instanceof MissingEnvError) throw new ConfigError(`${field(`processorOptions${err.path ? `.${err.path}` : ""}`)}: ${err.message}`);
+    if (err instanceof MissingEnvError)
+      throw new ConfigError(`${field(`processorOptions${err.path ? `.${err.path}` : ""}`)}: ${err.message}`);
     throw err;
   }
   const pf = await o.pool.preflight({ processor: jc.processor, processorOptions: options });

@@ -147,7 +147,10 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     const h = await waitStep(o, store, { runId, ids, queue, plan, files, bytes, isLost: () => lost });
     const batchesFailed = Number(h.batchesFailed ?? 0);
     const status: RunStatus = batches.length === 0 ? "empty" : batchesFailed > 0 ? "failed" : "succeeded";
-    const [errors, deadKeys] = await Promise.all([o.redis.lrange(store.k.runErrors(runId), 0, 9), o.redis.lrange(store.k.runDead(runId), 0, -1)]);
+    const [errors, deadKeys] = await Promise.all([
+      o.redis.lrange(store.k.runErrors(runId), 0, 9),
+      o.redis.lrange(store.k.runDead(runId), 0, -1),
+    ]);
     const commits = mode === "enable" && status === "succeeded";
     const ended = Date.now();
     const summary: RunSummary = {
@@ -317,7 +320,8 @@ async function waitStep(
   for (;;) {
     const values = await o.redis.hmget(runKey, ...COUNTERS);
     const h = Object.fromEntries(COUNTERS.map((c, i) => [c, values[i] ?? ""])) as Counters;
-    const lost = r.isLost() ?? (h.status === "" ? "Redis no longer holds its run record (Redis restarted without persistence?)" : undefined);
+    const lost =
+      r.isLost() ?? (h.status === "" ? "Redis no longer holds its run record (Redis restarted without persistence?)" : undefined);
     if (lost) throw new RunLostError(o.job, r.runId, lost);
     const finished = Number(h.batchesOk || 0) + Number(h.batchesFailed || 0);
     o.onProgress?.({

@@ -41,7 +41,9 @@ async function importTransform(spec: string, resolved: string): Promise<Transfor
   }
   const fn = pickFunction(mod);
   if (!fn) {
-    throw new JobError("E_TRANSFORM", `ndjson: transform module ${where} has no function export; expected ${EXPECTED}`, { retryable: false });
+    throw new JobError("E_TRANSFORM", `ndjson: transform module ${where} has no function export; expected ${EXPECTED}`, {
+      retryable: false,
+    });
   }
   return fn;
 }

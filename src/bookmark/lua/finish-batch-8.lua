@@ -1,4 +1,4 @@
---[[
+--[=[
   Records what one batch attempt did, in one atomic step: the files it wrote are staged for the
   run's commit, archived files are staged and recorded as skipped, files that failed with file
   errors are counted (once per run) and, at bookmark.deadLetterAfterRuns runs, dead-lettered
@@ -20,7 +20,7 @@
       failed: [[key, lm, reason]], errors: [reason], badRecords, jobFailure ("" or reason) }
   Output: {staged (newly), failuresLeft, dead-lettered keys...}
   A replayed commitId changes nothing and returns {0, -1}.
-]]
+]=]
 local staged, stagedparts, run, runErrors, failures, deadletters, runDead, skipped =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local a = cjson.decode(ARGV[1])
