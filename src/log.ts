@@ -33,6 +33,14 @@ export function checkLogEnv(env: NodeJS.ProcessEnv = process.env): void {
   }
 }
 
+/**
+ * Where lines go: stderr; under vitest through console.error, so that the test runner shows a
+ * test's log lines only when it fails (`silent: "passed-only"`).
+ */
+const writeLine: (line: string) => void = process.env.VITEST
+  ? (line) => console.error(line.replace(/\n$/, ""))
+  : (line) => void process.stderr.write(line);
+
 function make(base: Fields): Logger {
   const emit = (level: Level, msg: string, f?: Fields) => {
     const threshold = ORDER[(process.env.TRANCHE_LOG_LEVEL || "info") as Level] ?? ORDER.info;
@@ -46,9 +54,9 @@ function make(base: Fields): Logger {
         .join(" ");
       // On a terminal, first clear a progress bar that may be drawn on the current line.
       const clear = process.stderr.isTTY ? "\r\x1b[2K" : "";
-      process.stderr.write(`${clear}${new Date().toISOString()} ${level.padEnd(5)} ${line}${kv ? " " + kv : ""}\n`);
+      writeLine(`${clear}${new Date().toISOString()} ${level.padEnd(5)} ${line}${kv ? " " + kv : ""}\n`);
     } else {
-      process.stderr.write(JSON.stringify({ time: new Date().toISOString(), level, msg: line, ...fields }) + "\n");
+      writeLine(JSON.stringify({ time: new Date().toISOString(), level, msg: line, ...fields }) + "\n");
     }
   };
   return {

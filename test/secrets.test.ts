@@ -1,6 +1,6 @@
 /** No credential reaches Redis, errors, logs or --json; a worker with another configuration refuses batches. */
 import path from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { log } from "../src/log.js";
 import { FilePool } from "../src/pool/file-pool.js";
@@ -95,16 +95,16 @@ describe("secrets", () => {
     });
     expect(redactText("failed at rediss://default:pa55@cache:6380/0")).toBe("failed at rediss://default:***@cache:6380/0");
     const lines: string[] = [];
-    const write = process.stderr.write.bind(process.stderr);
     const level = process.env.TRANCHE_LOG_LEVEL;
     process.env.TRANCHE_LOG_LEVEL = "info";
-    process.stderr.write = ((s: string) => (lines.push(String(s)), true)) as typeof process.stderr.write;
+    const spy = vi.spyOn(console, "error").mockImplementation((s: unknown) => void lines.push(String(s)));
     try {
       log.info("connecting to redis://u:topsecret@h:6379", { sessionToken: "tok-123", nested: { apiKey: "k-9" } });
     } finally {
-      process.stderr.write = write;
+      spy.mockRestore();
       process.env.TRANCHE_LOG_LEVEL = level;
     }
+    expect(lines.join("")).toMatch(/connecting to redis:\/\/u:\*\*\*@h:6379/);
     expect(lines.join("")).not.toMatch(/topsecret|tok-123|k-9/);
   });
 });

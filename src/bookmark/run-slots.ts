@@ -6,8 +6,11 @@ import { withScripts, type ScriptRedis } from "./scripts.js";
 /** Run records and staged files live this long (seconds). */
 export const RUN_TTL_S = 7 * 24 * 3600;
 
-/** A run slot lives this long unless renewed; a run renews it every third of it. */
-export const SLOT_TTL_MS = 30_000;
+/**
+ * A run slot lives this long unless renewed; a run renews it every third of it. A killed `tranche
+ * run` blocks the job's next run (exit 3) at most this long.
+ */
+export const SLOT_TTL_MS = 15_000;
 
 /** The planning lock lives this long unless renewed (renewed every third), so a dead planner blocks others ≤ 10 s. */
 export const PLAN_LOCK_TTL_MS = 10_000;

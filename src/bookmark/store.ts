@@ -321,7 +321,7 @@ export class BookmarkStore {
         this.job,
         args.runId,
         a === "slot"
-          ? "it lost its run slot (it stopped renewing it for 30 s, or Redis lost its data), so other runs may have taken its files"
+          ? "it lost its run slot (it stopped renewing it for 15 s, or Redis lost its data), so other runs may have taken its files"
           : "the bookmark was reset or rewound while it ran",
       );
     }

@@ -66,12 +66,21 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       : undefined;
   resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
   const threads = opts.threads ?? job.worker.threads;
-  const conn = await openConnections(cfg);
   const pool = new FilePool({
     threads,
     maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb,
     filesPerThread: job.worker.filesPerThread,
   });
+  // The job is checked before Redis is touched: a refused configuration writes nothing anywhere.
+  let checked: Awaited<ReturnType<typeof preflight>>;
+  let conn: Awaited<ReturnType<typeof openConnections>>;
+  try {
+    checked = await preflight({ cfg, job: jobName, pool, log });
+    conn = await openConnections(cfg);
+  } catch (err) {
+    await pool.close();
+    throw err;
+  }
   let worker: BatchWorker | undefined;
   let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   const summaries: RunSummary[] = [];
@@ -89,7 +98,6 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    const checked = await preflight({ cfg, job: jobName, pool, log });
     metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
     initJobMetrics(jobName);
     worker = new BatchWorker({

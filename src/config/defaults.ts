@@ -15,9 +15,9 @@ export const DEFAULTS = {
      * presumed dead and its batch is taken again at the next stalled check. Files run in threads,
      * so CPU-bound processors do not delay renewals on the main thread.
      */
-    lockDurationMs: 4000,
+    lockDurationMs: 3000,
     /** How often stalled batches (of dead workers) are looked for. Recovery takes lockDurationMs + up to this. */
-    stalledIntervalMs: 2000,
+    stalledIntervalMs: 1500,
   },
   /** A file with more than this share of malformed records fails as a file error. */
   maxBadRecordRatio: 0.5,

@@ -93,10 +93,10 @@ export const workerSchema = z
     fileTimeoutSeconds: z.number().int().positive().default(W.fileTimeoutSeconds),
     /**
      * A worker that stops renewing its batch's lock for this long (it was killed) is presumed dead
-     * and the batch is taken again. Default 4000 ms (with stalledIntervalMs 2000: ~4 s median recovery).
+     * and the batch is taken again. Default 3000 ms (with stalledIntervalMs 1500: ~3 s median recovery).
      */
     lockDurationMs: z.number().int().min(500).default(W.lockDurationMs),
-    /** How often workers look for batches of dead workers. Default 2000 ms. */
+    /** How often workers look for batches of dead workers. Default 1500 ms. */
     stalledIntervalMs: z.number().int().min(100).default(W.stalledIntervalMs),
   })
   .strict();

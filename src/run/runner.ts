@@ -90,7 +90,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
       .heartbeat(runId)
       .then((held) => {
         if (!held && !lost) {
-          lost = "it lost its run slot (Redis lost its data, or the run could not renew it for 30 s)";
+          lost = "it lost its run slot (Redis lost its data, or the run could not renew it for 15 s)";
           log.error("run lost its slot; it will not commit");
         }
       })
