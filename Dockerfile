@@ -6,7 +6,7 @@
 #   docker run --rm -v $PWD/tranche.yaml:/etc/tranche/tranche.yaml tranche run events --json
 # The default command is `worker`; the config is read from $TRANCHE_CONFIG (/etc/tranche/tranche.yaml).
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 # ---- build: install everything, compile TypeScript (npm ci runs `prepare`), drop dev dependencies
 FROM ${NODE_IMAGE} AS build
