@@ -1,4 +1,4 @@
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -35,6 +35,7 @@ jobs:
     expect(cfg.jobs.events!.bookmark.maxBand).toBe(900);
     expect(loadConfig(f, { TRANCHE_REDIS_URL: "redis://other:6380" }).redis.url).toBe("redis://other:6380");
     expect(loadConfig(undefined, { TRANCHE_CONFIG: f }).jobs.events).toBeDefined();
+    await rm(dir, { recursive: true, force: true });
   });
 
   it("names the field, the bad value and what is allowed", () => {

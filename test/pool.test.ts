@@ -77,5 +77,7 @@ describe("local sink", () => {
     await aborted.abort();
     expect((await readdir(path.join(dir, "a"))).sort()).toEqual(["big.bin", "small.txt"]);
     expect(await rf(path.join(dir, "a/small.txt"), "utf8")).toBe("hello world\n");
+    const { rm } = await import("node:fs/promises");
+    await rm(dir, { recursive: true, force: true });
   });
 });
