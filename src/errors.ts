@@ -35,12 +35,15 @@ export class ConcurrentRunsExceededError extends TrancheError {
   }
 }
 
-/** Redis did not answer. Exit code 4. */
+/** Redis (a URL) or a Redis Cluster (its node URLs) did not answer. Exit code 4. */
 export class RedisUnavailableError extends TrancheError {
-  constructor(url: string, cause: unknown) {
+  constructor(target: string | readonly string[], cause: unknown) {
+    const why = redactText(cause instanceof Error ? cause.message : String(cause));
     super(
       "E_REDIS",
-      `cannot reach Redis at ${redactUrl(url)}: ${redactText(cause instanceof Error ? cause.message : String(cause))}; start redis-server or set TRANCHE_REDIS_URL`,
+      typeof target === "string"
+        ? `cannot reach Redis at ${redactUrl(target)}: ${why}; start redis-server or set TRANCHE_REDIS_URL`
+        : `cannot reach the Redis Cluster at nodes ${target.map(redactUrl).join(", ")}: ${why}; check redis.cluster.nodes (or TRANCHE_REDIS_CLUSTER_NODES) and that the cluster is up (CLUSTER INFO says cluster_state:ok)`,
       4,
       { cause },
     );

@@ -81,6 +81,64 @@ jobs:
     );
   });
 
+  it("takes a Redis Cluster (redis.cluster) instead of redis.url, with a hash-tagged prefix", () => {
+    const base = { jobs: { e: job } };
+    const nodes = ["redis://:pw@10.0.0.1:7000", "redis://10.0.0.2:7000"];
+    const cfg = validateConfig({ ...base, prefix: "{tranche}", redis: { cluster: { nodes } } }, { env: {} });
+    expect(cfg.redis).toEqual({ cluster: { nodes } });
+    expect(validateConfig(base, { env: {} }).redis).toEqual({ url: "redis://127.0.0.1:6379" });
+    expect(() => validateConfig({ ...base, prefix: "{t}", redis: { url: "redis://a:6379", cluster: { nodes } } }, { env: {} })).toThrow(
+      /redis: .*redis\.url and redis\.cluster are both set/,
+    );
+    // Every key must land in one slot: no tag, an empty tag or an unclosed one is refused, naming prefix.
+    for (const prefix of ["tranche", "a{", "x}{y"]) {
+      expect(() => validateConfig({ ...base, prefix, redis: { cluster: { nodes } } }, { env: {} })).toThrow(
+        /prefix: got .*needs a non-empty hash tag.*use prefix: "\{/,
+      );
+    }
+    expect(() => validateConfig({ ...base, redis: { cluster: { nodes } } }, { env: {} })).toThrow(
+      /prefix: got "tranche"; on a Redis Cluster \(redis\.cluster\).*use prefix: "\{tranche\}"/,
+    );
+    expect(validateConfig({ ...base, prefix: "app-{jobs}", redis: { cluster: { nodes } } }, { env: {} }).prefix).toBe("app-{jobs}");
+    expect(() => validateConfig({ ...base, prefix: "{t}", redis: { cluster: { nodes: ["http://a:1"] } } }, { env: {} })).toThrow(
+      /redis\.cluster\.nodes\.0: got "http:\/\/a:1"; scheme http: is not supported/,
+    );
+    expect(() => validateConfig({ ...base, prefix: "{t}", redis: { cluster: { nodes: ["redis://a:1/2"] } } }, { env: {} })).toThrow(
+      /redis\.cluster\.nodes\.0: .*only database 0/,
+    );
+    expect(() => validateConfig({ ...base, prefix: "{t}", redis: { cluster: { nodes: [] } } }, { env: {} })).toThrow(
+      /redis\.cluster\.nodes: .*at least one node/,
+    );
+    expect(() =>
+      validateConfig({ ...base, prefix: "{t}", redis: { cluster: { nodes: ["redis://a:1", "rediss://b:1"] } } }, { env: {} }),
+    ).toThrow(/redis\.cluster\.nodes: .*mixes redis:\/\/ and rediss:\/\//);
+    expect(() =>
+      validateConfig({ ...base, prefix: "{t}", redis: { cluster: { nodes: ["redis://:a@a:1", "redis://:b@b:1"] } } }, { env: {} }),
+    ).toThrow(/different users or passwords/);
+  });
+
+  it("TRANCHE_REDIS_CLUSTER_NODES replaces the redis section, like TRANCHE_REDIS_URL; the prefix rule applies after the overrides", () => {
+    const base = { jobs: { e: job }, prefix: "{t}" };
+    const env = { TRANCHE_REDIS_CLUSTER_NODES: " redis://h1:7000 , redis://h2:7001," };
+    expect(validateConfig(base, { env }).redis).toEqual({ cluster: { nodes: ["redis://h1:7000", "redis://h2:7001"] } });
+    expect(
+      validateConfig({ ...base, redis: { cluster: { nodes: ["redis://x:1"] } } }, { env: { TRANCHE_REDIS_URL: "redis://y:2" } }).redis,
+    ).toEqual({
+      url: "redis://y:2",
+    });
+    expect(() => validateConfig(base, { env: { ...env, TRANCHE_REDIS_URL: "redis://y:2" } })).toThrow(
+      /TRANCHE_REDIS_URL and TRANCHE_REDIS_CLUSTER_NODES are both set/,
+    );
+    expect(() => validateConfig(base, { env: { TRANCHE_REDIS_CLUSTER_NODES: "redis://:secret@h:1,mysql://h:2" } })).toThrow(
+      /TRANCHE_REDIS_CLUSTER_NODES: node "mysql:\/\/h:2" scheme mysql: is not supported/,
+    );
+    expect(() => validateConfig(base, { env: { TRANCHE_REDIS_CLUSTER_NODES: "redis://:secret@h:1/3" } })).toThrow(
+      /node "redis:\/\/:\*\*\*@h:1\/3" database 3/,
+    );
+    expect(() => validateConfig({ jobs: { e: job } }, { env })).toThrow(/prefix: got "tranche"/);
+    expect(() => validateConfig(base, { env: { ...env, TRANCHE_PREFIX: "plain" } })).toThrow(/TRANCHE_PREFIX: got "plain"/);
+  });
+
   it("says where to look when the file is missing", () => {
     expect(() => loadConfig("/nonexistent/tranche.yaml", {})).toThrow(/config file not found: \/nonexistent\/tranche\.yaml/);
   });

@@ -68,3 +68,15 @@ export function runKeys(prefix: string) {
 export function stateKey(prefix: string): string {
   return `${prefix}:state`;
 }
+
+/**
+ * The hash tag of a prefix as Redis Cluster reads it: the text between the first `{` and the first
+ * `}` after it, when not empty; `null` otherwise. Every key starts with the prefix, so with a tag
+ * all of them (BullMQ's included) hash to one slot.
+ */
+export function prefixHashTag(prefix: string): string | null {
+  const open = prefix.indexOf("{");
+  if (open < 0) return null;
+  const close = prefix.indexOf("}", open + 1);
+  return close > open + 1 ? prefix.slice(open + 1, close) : null;
+}

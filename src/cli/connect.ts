@@ -1,13 +1,19 @@
 import type { ConnectionOptions } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
 import type { TrancheConfig } from "../config/schema.js";
-import { bullConnection, connectRedis } from "../redis.js";
+import { bullConnection, closeBullConnection, connectRedis } from "../redis.js";
 import { checkStateVersion } from "../state-version.js";
 
 export interface Connections {
+  /** The command connection: one Redis, or a Redis Cluster. */
   redis: Redis | Cluster;
-  /** BullMQ's connection (it opens its own). */
+  /**
+   * BullMQ's connection: options for one Redis (BullMQ opens and closes its own connections), a
+   * Cluster instance on a cluster (BullMQ shares it and duplicates it for blocking commands;
+   * `close()` closes it).
+   */
   bull: ConnectionOptions;
+  /** Closes both; call it after every Queue and Worker on `bull` has closed. */
   close(): Promise<void>;
 }
 
@@ -17,16 +23,19 @@ export interface Connections {
  */
 export async function openConnections(cfg: TrancheConfig, o: { checkVersion?: boolean } = {}): Promise<Connections> {
   const redis = await connectRedis(cfg.redis);
+  let bull: ConnectionOptions;
   try {
     if (o.checkVersion !== false) await checkStateVersion(redis, cfg.prefix, Object.keys(cfg.jobs));
+    bull = await bullConnection(cfg.redis);
   } catch (err) {
     redis.disconnect();
     throw err;
   }
   return {
     redis,
-    bull: bullConnection(cfg.redis),
+    bull,
     async close() {
+      await closeBullConnection(bull);
       await redis.quit().catch(() => redis.disconnect());
     },
   };

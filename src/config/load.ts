@@ -4,9 +4,10 @@ import { pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
-import { redact } from "../redact.js";
+import { redact, redactUrl } from "../redact.js";
 import { parseBoundOptions } from "./bounds.js";
-import { configSchema, redisUrl, type TrancheConfig } from "./schema.js";
+import { prefixHashTag } from "../bookmark/keys.js";
+import { clusterSchema, configSchema, redisUrl, type TrancheConfig } from "./schema.js";
 
 /** Formats zod issues as `field: got VALUE; expected …` lines. */
 function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
@@ -41,10 +42,29 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
     throw new ConfigError(`invalid configuration in ${file}:\n  ${formatIssues(parsed.error.issues, raw)}`);
   }
   const cfg = parsed.data;
+  if (env.TRANCHE_REDIS_URL && env.TRANCHE_REDIS_CLUSTER_NODES)
+    throw new ConfigError(
+      "TRANCHE_REDIS_URL and TRANCHE_REDIS_CLUSTER_NODES are both set; set TRANCHE_REDIS_URL for one Redis (redis.url) or TRANCHE_REDIS_CLUSTER_NODES for a Redis Cluster (redis.cluster.nodes), not both",
+    );
+  // Either variable replaces the config's `redis` section: one Redis or a cluster.
   if (env.TRANCHE_REDIS_URL) {
     const u = redisUrl.safeParse(env.TRANCHE_REDIS_URL);
     if (!u.success) throw new ConfigError(`TRANCHE_REDIS_URL: ${u.error.issues[0]?.message ?? "not a Redis URL"}`);
-    cfg.redis.url = env.TRANCHE_REDIS_URL;
+    cfg.redis = { url: env.TRANCHE_REDIS_URL };
+  }
+  if (env.TRANCHE_REDIS_CLUSTER_NODES) {
+    const nodes = env.TRANCHE_REDIS_CLUSTER_NODES.split(",")
+      .map((n) => n.trim())
+      .filter((n) => n !== "");
+    const c = clusterSchema.safeParse({ nodes });
+    if (!c.success) {
+      const i = c.error.issues[0];
+      const at = typeof i?.path[1] === "number" ? ` node ${JSON.stringify(redactUrl(nodes[i.path[1]] ?? ""))}` : "";
+      throw new ConfigError(
+        `TRANCHE_REDIS_CLUSTER_NODES:${at} ${i?.message ?? "not a list of Redis URLs"} (comma-separated, e.g. redis://host:7000,redis://host:7001)`,
+      );
+    }
+    cfg.redis = { cluster: { nodes: c.data.nodes } };
   }
   if (env.TRANCHE_PREFIX) {
     const p = configSchema.shape.prefix.safeParse(env.TRANCHE_PREFIX);
@@ -52,6 +72,7 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
       throw new ConfigError(`TRANCHE_PREFIX=${JSON.stringify(env.TRANCHE_PREFIX)}: ${p.error.issues[0]?.message ?? "not a valid prefix"}`);
     cfg.prefix = env.TRANCHE_PREFIX;
   }
+  checkClusterPrefix(cfg, env.TRANCHE_PREFIX ? "TRANCHE_PREFIX" : "prefix");
   const baseDir = opts.baseDir ?? process.cwd();
   for (const [name, job] of Object.entries(cfg.jobs)) {
     // Bounds are checked here, before anything is listed or read.
@@ -66,6 +87,18 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
     }
   }
   return cfg;
+}
+
+/**
+ * On a Redis Cluster every key of tranche (BullMQ's included) must hash to one slot, because the
+ * Lua scripts and transactions touch many keys at once: the prefix must carry a hash tag.
+ */
+function checkClusterPrefix(cfg: TrancheConfig, field: string): void {
+  if (!cfg.redis.cluster || prefixHashTag(cfg.prefix) !== null) return;
+  const suggestion = `{${cfg.prefix.replace(/[{}]/g, "") || "tranche"}}`;
+  throw new ConfigError(
+    `${field}: got ${JSON.stringify(cfg.prefix)}; on a Redis Cluster (redis.cluster) the prefix needs a non-empty hash tag {…}, so that every key of tranche and BullMQ lands in one slot (the Lua scripts touch many keys at once); use prefix: ${JSON.stringify(suggestion)}`,
+  );
 }
 
 /**

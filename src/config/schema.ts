@@ -1,6 +1,7 @@
 import picomatch from "picomatch";
 import { z } from "zod";
 import { DEFAULTS } from "./defaults.js";
+import type { RedisSettings } from "../redis.js";
 import { S3_TIMEOUT_DEFAULTS } from "../source/types.js";
 
 const boundValue = z.union([z.string(), z.number()]).optional();
@@ -14,8 +15,8 @@ function checkGlob(p: string, ctx: z.RefinementCtx): void {
   }
 }
 
-/** `redis://[user:password@]host[:port][/db]` or `rediss://…`, with a numeric database. */
-export const redisUrl = z.string().superRefine((v, ctx) => {
+/** Checks a `redis://[user:password@]host[:port][/db]` or `rediss://…` URL; on a cluster node only database 0 exists. */
+function checkRedisUrl(v: string, ctx: z.RefinementCtx, clusterNode: boolean): void {
   let u: URL;
   try {
     u = new URL(v);
@@ -30,7 +31,62 @@ export const redisUrl = z.string().superRefine((v, ctx) => {
   const db = u.pathname.replace(/^\//, "");
   if (db !== "" && !/^[0-9]+$/.test(db))
     ctx.addIssue({ code: "custom", message: `database ${JSON.stringify(db)} is not a number; use redis://host:port/0` });
-});
+  else if (clusterNode && db !== "" && Number(db) !== 0)
+    ctx.addIssue({ code: "custom", message: `database ${db}: a Redis Cluster has only database 0; leave the database out` });
+}
+
+/** `redis://[user:password@]host[:port][/db]` or `rediss://…`, with a numeric database. */
+export const redisUrl = z.string().superRefine((v, ctx) => checkRedisUrl(v, ctx, false));
+
+/** A Redis Cluster node: `redis://[user:password@]host:port` or `rediss://…` (database 0 only). */
+export const clusterNodeUrl = z.string().superRefine((v, ctx) => checkRedisUrl(v, ctx, true));
+
+/** What must agree between cluster node URLs: the scheme and the credentials (they apply to every node). */
+function nodeAuth(v: string): { scheme: string; user: string; password: string } | undefined {
+  try {
+    const u = new URL(v);
+    return { scheme: u.protocol, user: u.username, password: u.password };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `redis.cluster`: the seed nodes of a Redis Cluster (ioredis discovers the others). The scheme
+ * (`rediss://` = TLS) and the user and password of the URLs apply to every node, so the URLs must
+ * agree on them (a URL without credentials takes the others').
+ */
+export const clusterSchema = z
+  .object({
+    nodes: z.array(clusterNodeUrl).min(1, "give at least one node, e.g. nodes: [redis://host:7000]"),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    const auths = c.nodes.map(nodeAuth).filter((a) => a !== undefined);
+    if (new Set(auths.map((a) => a.scheme)).size > 1)
+      ctx.addIssue({ code: "custom", path: ["nodes"], message: "mixes redis:// and rediss://; TLS applies to every node: use one scheme" });
+    const creds = new Set(auths.filter((a) => a.user || a.password).map((a) => `${a.user}\u0000${a.password}`));
+    if (creds.size > 1)
+      ctx.addIssue({
+        code: "custom",
+        path: ["nodes"],
+        message: "the node URLs give different users or passwords; they apply to every node: give the same ones (or only once)",
+      });
+  });
+
+const DEFAULT_REDIS_URL = "redis://127.0.0.1:6379";
+
+/**
+ * `redis`: `{ url }` for one Redis, or `{ cluster: { nodes } }` for a Redis Cluster (exactly one
+ * of them; neither = the local Redis).
+ */
+export const redisSchema = z
+  .object({ url: redisUrl.optional(), cluster: clusterSchema.optional() })
+  .strict()
+  .refine((r) => r.url === undefined || r.cluster === undefined, {
+    message: "redis.url and redis.cluster are both set; give redis.url for one Redis or redis.cluster.nodes for a Redis Cluster, not both",
+  })
+  .transform((r): RedisSettings => (r.cluster ? { cluster: { nodes: r.cluster.nodes } } : { url: r.url ?? DEFAULT_REDIS_URL }));
 
 /** Where a job's files are. */
 export const sourceSchema = z
@@ -133,11 +189,12 @@ export const jobSchema = z
 
 export const configSchema = z
   .object({
-    redis: z
-      .object({ url: redisUrl.default("redis://127.0.0.1:6379") })
-      .strict()
-      .default({ url: "redis://127.0.0.1:6379" }),
-    /** Key prefix for BullMQ and bookmarks. Use `{name}` (a hash tag) on Redis Cluster. Default `tranche`. */
+    /** One Redis (`url`) or a Redis Cluster (`cluster.nodes`). Default `{ url: "redis://127.0.0.1:6379" }`. */
+    redis: redisSchema.default({ url: DEFAULT_REDIS_URL }),
+    /**
+     * Key prefix for BullMQ and bookmarks. On a Redis Cluster it must contain a hash tag
+     * (`{tranche}`), checked after the environment overrides (see `checkClusterPrefix`). Default `tranche`.
+     */
     prefix: z
       .string()
       .regex(/^[A-Za-z0-9_{}.-]+$/, "letters, digits, _ . - and {} only")

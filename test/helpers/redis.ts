@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 
 /** The Redis the tests use: REDIS_URL or TRANCHE_REDIS_URL, else the local one. */
 export const REDIS_URL = process.env.REDIS_URL ?? process.env.TRANCHE_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -12,12 +12,17 @@ export function redisClient(opts: { bull?: boolean } = {}): Redis {
   return new Redis(REDIS_URL, { maxRetriesPerRequest: opts.bull ? null : 20 });
 }
 
-/** Deletes every key under a prefix (each test uses its own). */
-export async function cleanPrefix(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== "0");
+/** Deletes every key under a prefix (each test uses its own); on a cluster, on every master. */
+export async function cleanPrefix(redis: Redis | Cluster, prefix: string): Promise<void> {
+  for (const node of redis instanceof Cluster ? redis.nodes("master") : [redis]) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await node.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      // On a cluster, keys of different slots may not share a command: one DEL per key.
+      if (redis instanceof Cluster) await Promise.all(keys.map((k) => node.del(k)));
+      else await node.del(...keys);
+    } while (cursor !== "0");
+  }
 }
