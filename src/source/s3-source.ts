@@ -1,9 +1,10 @@
 import { PassThrough, Readable } from "node:stream";
 import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
+import { JobError, messageOf, type TypedFailure } from "../failures.js";
 import { TRANCHE_DIR } from "../sink/output-name.js";
 import { s3CheckError } from "./check-errors.js";
 import { endpointOf, parseS3Uri } from "./s3-client.js";
-import { classifyS3Error } from "./s3-errors.js";
+import { classifyS3Error, s3ErrorCode } from "./s3-errors.js";
 import type { Source, SourceObject } from "./types.js";
 
 export interface S3SourceOptions {
@@ -88,7 +89,7 @@ export class S3Source implements Source {
   /**
    * Opens one object. A failed GetObject rejects classified (`classifyS3Error`, op `read`):
    * `GoneError` for a deleted key, `ArchivedError` for an archived one, `JobError` for the store;
-   * an error while the body streams (a reset connection, a timeout) is classified the same way.
+   * an error while the body streams is classified by {@link bodyFailure}.
    */
   async open(key: string): Promise<NodeJS.ReadableStream> {
     const fullKey = this.prefix + key;
@@ -109,10 +110,22 @@ export class S3Source implements Source {
       stream = Readable.fromWeb(b.transformToWebStream() as import("node:stream/web").ReadableStream);
     }
     const out = new PassThrough();
-    stream.once("error", (err) => out.destroy(classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "read" })));
+    stream.once("error", (err) => out.destroy(bodyFailure(err, this.bucket, fullKey)));
     out.once("close", () => {
       if (!stream.destroyed) stream.destroy();
     });
     return stream.pipe(out);
   }
+}
+
+/**
+ * An error while an object's body streams: classified like a failed request, except that a
+ * network error (a connection reset or closed mid-body) is a retryable `E_SOURCE_READ` (the read
+ * broke off), not `E_UNREACHABLE`: the endpoint answered. A timeout stays `E_TIMEOUT`.
+ */
+function bodyFailure(err: unknown, bucket: string, key: string): TypedFailure {
+  const failure = classifyS3Error(err, { bucket, key, op: "read" });
+  if (failure.kind !== "job" || failure.code !== "E_UNREACHABLE") return failure;
+  const why = `${s3ErrorCode(err) ?? "error"}: ${messageOf(err)}`;
+  return new JobError("E_SOURCE_READ", `reading s3://${bucket}/${key} broke off (${why}); it is retried`, { cause: err });
 }
