@@ -79,6 +79,8 @@ export interface FinishBatch {
   archived?: readonly (CommitFile & { reason: string })[];
   gone?: readonly { key: string; reason: string }[];
   failed?: readonly { key: string; lastModified: number; reason: string }[];
+  /** This is the batch's last attempt (its failures are the run's); default true. */
+  lastAttempt?: boolean;
   /** Count `failed` toward dead letters (the batch's last attempt, state updates on, no job error). */
   countFailures?: boolean;
   deadLetterAfterRuns?: number;
@@ -244,6 +246,7 @@ export class BookmarkStore {
       maxErrors: MAX_RUN_ERRORS,
       deadLetterAfterRuns: a.deadLetterAfterRuns ?? 0,
       countFailures: a.countFailures ?? false,
+      last: a.lastAttempt ?? true,
       at: new Date().toISOString(),
       ok: (a.ok ?? []).map((f) => [f.key, f.lastModified, f.size]),
       archived: (a.archived ?? []).map((f) => [f.key, f.lastModified, f.size, f.reason]),

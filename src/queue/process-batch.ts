@@ -161,6 +161,7 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
     gone: v.gone.map((x) => ({ key: x.file.key, reason: x.failure.message })),
     failed: v.fileErrors.map((x) => ({ key: x.file.key, lastModified: x.file.lastModified, reason: x.failure.message })),
     countFailures,
+    lastAttempt: finalAttempt,
     deadLetterAfterRuns: jc.bookmark.deadLetterAfterRuns,
     errors: [
       ...badRecordErrors,

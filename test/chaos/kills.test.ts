@@ -231,7 +231,7 @@ describe("chaos: what one killed worker costs", () => {
       await sleep(1500);
       const cfg = loadConfig(config);
       const redis = await connectRedis(cfg.redis);
-      const running = runOnce({ cfg, job: "events", redis, bullConnection: bullConnection(cfg.redis), log, pollMs: 50 });
+      const running = runOnce({ cfg, job: "events", redis, bullConnection: await bullConnection(cfg.redis), log, pollMs: 50 });
       const ledgerLines = async () =>
         (await readFile(ledger, "utf8").catch(() => ""))
           .trim()
@@ -275,13 +275,13 @@ describe("chaos: no false stalls", () => {
       tranche(["worker", "-c", s.config, "--metrics-port", "0"]),
     ];
     const cfg = loadConfig(s.config);
-    const events = new QueueEvents("batches.events", { connection: bullConnection(cfg.redis), prefix: "chaos" });
+    const events = new QueueEvents("batches.events", { connection: await bullConnection(cfg.redis), prefix: "chaos" });
     let stalled = 0;
     events.on("stalled", () => stalled++);
     await events.waitUntilReady();
     const redis = await connectRedis(cfg.redis);
     const t = Date.now();
-    const r = await runOnce({ cfg, job: "events", redis, bullConnection: bullConnection(cfg.redis), log, pollMs: 100 });
+    const r = await runOnce({ cfg, job: "events", redis, bullConnection: await bullConnection(cfg.redis), log, pollMs: 100 });
     const secs = (Date.now() - t) / 1000;
     await redis.quit();
     await events.close();

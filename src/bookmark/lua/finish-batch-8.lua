@@ -15,7 +15,8 @@
     KEYS[8] skipped       hash (job): key -> JSON record (archived files)
     ARGV[1] payload JSON {
       partition, commitId, batchId, final (this attempt finished the batch: "" or batch id),
-      runId, ttl, maxErrors, deadLetterAfterRuns, countFailures (bool), at (ISO time),
+      runId, ttl, maxErrors, deadLetterAfterRuns, countFailures (bool), last (bool: the batch's
+      last attempt), at (ISO time),
       ok: [[key, lm, size]], archived: [[key, lm, size, reason]], gone: [[key, reason]],
       failed: [[key, lm, reason]], errors: [reason], badRecords, jobFailure ("" or reason) }
   Output: {staged (newly), failuresLeft, dead-lettered keys...}
@@ -68,17 +69,19 @@ for _, f in ipairs(a.failed) do
   end
   if not isDead then left = left + 1 end
 end
-if left > 0 then redis.call('HINCRBY', run, 'fileFailures', left) end
+-- Files, not attempts: only the batch's last attempt counts the files it leaves failed.
+if left > 0 and a.last then redis.call('HINCRBY', run, 'fileFailures', left) end
 
 for _, e in ipairs(a.errors) do redis.call('LPUSH', runErrors, e) end
 redis.call('LTRIM', runErrors, 0, tonumber(a.maxErrors) - 1)
 if tonumber(a.badRecords) > 0 then redis.call('HINCRBY', run, 'badRecords', tonumber(a.badRecords)) end
--- What this attempt blames, for mark-batch-failed when the batch fails for good (the last attempt wins).
+-- What this attempt blames, for mark-batch-failed when the batch fails for good (the last attempt
+-- wins). The run's jobFailure is set only then: an attempt that a retry repairs blames nothing.
 if a.jobFailure ~= '' then
-  redis.call('HSETNX', run, 'jobFailure', a.jobFailure)
-  redis.call('HSET', run, 'batchkind:' .. a.batchId, 'job')
+  redis.call('HSET', run, 'batchkind:' .. a.batchId, 'job', 'batchwhy:' .. a.batchId, a.jobFailure)
 elseif left > 0 then
   redis.call('HSET', run, 'batchkind:' .. a.batchId, 'file')
+  redis.call('HDEL', run, 'batchwhy:' .. a.batchId)
 end
 
 if #a.ok + #a.archived + #dead > 0 then

@@ -16,7 +16,9 @@ local run, runErrors = KEYS[1], KEYS[2]
 if redis.call('HSETNX', run, 'batch:' .. ARGV[1], 'failed') == 0 then return 0 end
 redis.call('HINCRBY', run, 'batchesFailed', 1)
 local kind = redis.call('HGET', run, 'batchkind:' .. ARGV[1]) or ARGV[3]
-if kind == 'job' then redis.call('HSETNX', run, 'jobFailure', ARGV[2]) end
+if kind == 'job' then
+  redis.call('HSETNX', run, 'jobFailure', redis.call('HGET', run, 'batchwhy:' .. ARGV[1]) or ARGV[2])
+end
 redis.call('LPUSH', runErrors, 'batch ' .. ARGV[1] .. ' failed: ' .. ARGV[2])
 redis.call('LTRIM', runErrors, 0, tonumber(ARGV[5]) - 1)
 redis.call('EXPIRE', runErrors, tonumber(ARGV[4]))
