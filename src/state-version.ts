@@ -30,15 +30,22 @@ export async function readStateVersion(redis: Redis | Cluster, prefix: string, j
 }
 
 /**
- * Checks the state format before a command touches anything: writes the current version on a
- * fresh prefix, refuses an older one (run `tranche migrate`) or a newer one (upgrade tranche).
+ * Checks the state format before a command touches anything: refuses an older format (run
+ * `tranche migrate`) or a newer one (upgrade tranche). On a fresh prefix, a command that writes
+ * records the current version; a read-only one writes nothing and returns "empty".
  */
-export async function checkStateVersion(redis: Redis | Cluster, prefix: string, jobs: string[]): Promise<void> {
+export async function checkStateVersion(
+  redis: Redis | Cluster,
+  prefix: string,
+  jobs: string[],
+  o: { write?: boolean } = {},
+): Promise<"ok" | "empty"> {
   const v = await readStateVersion(redis, prefix, jobs);
-  if (v === STATE_VERSION) return;
+  if (v === STATE_VERSION) return "ok";
   if (v === null) {
+    if (o.write === false) return "empty";
     await redis.hsetnx(stateKey(prefix), "version", STATE_VERSION);
-    return checkStateVersion(redis, prefix, jobs);
+    return checkStateVersion(redis, prefix, jobs, o);
   }
   if (v < STATE_VERSION) {
     throw new StateVersionError(
@@ -80,7 +87,7 @@ const STEPS: Record<number, Step> = {
 /** Upgrades the state under a prefix to {@link STATE_VERSION}, step by step. Returns what each step did. */
 export async function migrateState(redis: Redis | Cluster, prefix: string, jobs: string[]): Promise<string[]> {
   let v = (await readStateVersion(redis, prefix, jobs)) ?? STATE_VERSION;
-  if (v > STATE_VERSION) await checkStateVersion(redis, prefix, jobs); // throws: newer than us
+  if (v > STATE_VERSION) await checkStateVersion(redis, prefix, jobs, { write: false }); // throws: newer than us
   const done: string[] = [];
   while (v < STATE_VERSION) {
     const step = STEPS[v];

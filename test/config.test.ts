@@ -139,6 +139,21 @@ jobs:
     expect(() => validateConfig(base, { env: { ...env, TRANCHE_PREFIX: "plain" } })).toThrow(/TRANCHE_PREFIX: got "plain"/);
   });
 
+  it("refuses a misspelt built-in processor and bad locations, naming the field", () => {
+    expect(() => validateConfig({ jobs: { e: { ...job, processor: "ndjosn" } } }, { env: {} })).toThrow(
+      /jobs\.e\.processor: got "ndjosn"; not a built-in processor \(ndjson, csv, copy\): did you mean ndjson\?/,
+    );
+    expect(() => validateConfig({ jobs: { e: { ...job, output: { path: "file://relative/x" } } } }, { env: {} })).toThrow(
+      /jobs\.e\.output\.path: got "file:\/\/relative\/x"/,
+    );
+    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, path: "s3://" } } } }, { env: {} })).toThrow(
+      /jobs\.e\.source\.path: got "s3:\/\/"/,
+    );
+    expect(() => validateConfig({ jobs: { e: { ...job, source: { ...job.source, path: "ftp://x/y" } } } }, { env: {} })).toThrow(
+      /jobs\.e\.source\.path: got "ftp:\/\/x\/y"; unsupported location/,
+    );
+  });
+
   it("says where to look when the file is missing", () => {
     expect(() => loadConfig("/nonexistent/tranche.yaml", {})).toThrow(/config file not found: \/nonexistent\/tranche\.yaml/);
   });

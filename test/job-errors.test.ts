@@ -41,7 +41,11 @@ async function check(h: Harness): Promise<unknown> {
 
 describe("preflight: a broken job is refused before anything is read or leased", () => {
   it.each([
-    ["a misspelt processor", { processor: "ndjosn" }, /jobs\.\w+\.processor: .*cannot load processor .*ndjosn/],
+    [
+      "a processor module that does not exist",
+      { processor: "./no-such-processor.mjs" },
+      /jobs\.\w+\.processor: .*cannot load processor .*no-such-processor/,
+    ],
     [
       "a missing transform module",
       { processorOptions: { transform: "./no-such-transform.mjs" } },

@@ -39,9 +39,8 @@ async function importProcessor(spec: string): Promise<Processor> {
       { cause: err, retryable: false },
     );
   }
-  const d = mod.default as Partial<Processor> | ((...a: unknown[]) => unknown) | undefined;
+  const d = mod.default as Partial<Processor> | undefined;
   if (d && typeof d === "object" && typeof d.process === "function") return d as Processor;
-  if (typeof d === "function") return { process: d as Processor["process"] };
   if (typeof mod.process === "function") {
     return {
       process: mod.process as Processor["process"],
@@ -54,7 +53,7 @@ async function importProcessor(spec: string): Promise<Processor> {
   }
   throw new JobError(
     "E_PROCESSOR",
-    `processor ${spec} exports no process function; export default { process(ctx) { … } } (see examples/processors)`,
+    `processor ${spec} exports no process function; export default { process(ctx) { … } } (see examples/processors)${typeof mod.default === "function" ? "; its default export is a bare function: is it a transform? Transforms go in processorOptions.transform of the ndjson processor" : ""}`,
     { retryable: false },
   );
 }

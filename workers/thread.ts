@@ -91,7 +91,7 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
     outputFailed.catch(() => undefined);
     const errors: string[] = [];
     let badRecords = 0;
-    const { records } = await Promise.race([
+    const result = await Promise.race([
       processor.process({
         key: task.key,
         partition: task.partition,
@@ -105,6 +105,16 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
       }),
       outputFailed,
     ]);
+    // A processor must say how many records it wrote; anything else means the module is not a
+    // processor (e.g. a transform given as `processor`): the job is wrong, not the file.
+    const records = (result as { records?: unknown } | undefined)?.records;
+    if (typeof records !== "number" || !Number.isFinite(records)) {
+      throw new JobError(
+        "E_PROCESSOR",
+        `processor ${task.processor} returned ${JSON.stringify(result)?.slice(0, 80) ?? String(result)} for ${task.key}, not { records: number }; is it a transform module given as the processor? (transforms go in processorOptions.transform)`,
+        { retryable: false },
+      );
+    }
     // Drain anything the processor left unread so that truncated gzip is still detected.
     if (!input.input.readableEnded) for await (const chunk of input.input) void chunk;
     const inputFailure = input.failure();

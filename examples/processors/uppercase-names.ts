@@ -25,11 +25,16 @@
  *   - Respect backpressure: when `output.write()` returns false, wait for "drain"
  *     (`writeChunk` below does this).
  *   - Do not end `ctx.output`: the caller ends it after `process` resolves.
- *   - Bad records → `ctx.reportError(...)` and carry on. Throwing fails the whole file,
- *     and the batch is retried: throw only for problems a retry might fix or that make
- *     the whole file unusable (bad options, unreadable input).
+ *   - Bad records → `ctx.reportError(...)` and carry on (a file with more than the job's
+ *     `maxBadRecordRatio` of bad records fails as a whole).
+ *   - Throwing fails the file as a **file error**: it is retried, and after
+ *     `bookmark.deadLetterAfterRuns` runs set aside as a dead letter. For a problem of the job or
+ *     its environment (a service down, a missing credential) throw `JobError` from
+ *     "tranche/processor" instead: the run fails, nothing is dead-lettered, the files are retried.
+ *   - `process` must resolve to `{ records }`; anything else is a job error.
  *   - `outputName(key)` maps an input key to the output key (default: the key itself). It must
  *     be injective: two inputs never share an output. `contentType` sets the output's content type.
+ *   - `optionsSchema` (any Standard Schema, e.g. zod) checks ctx.options before anything is leased.
  */
 import { readLines, writeChunk } from "../../workers/processors/lines.js";
 import type { Processor, ProcessorContext, ProcessorResult } from "../../workers/processors/types.js";

@@ -11,7 +11,7 @@ import { plural } from "./render.js";
 export async function bookmarkShowCommand(jobName: string, opts: { config?: string; json?: boolean }): Promise<void> {
   const cfg = loadConfig(opts.config);
   getJob(cfg, jobName);
-  const conn = await openConnections(cfg);
+  const conn = await openConnections(cfg, { readOnly: true });
   try {
     const store = new BookmarkStore(conn.redis, cfg.prefix, jobName);
     const [sum, hist, dead] = await Promise.all([store.summary(), store.history(), store.deadLetters.count()]);
@@ -53,7 +53,7 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
     );
     for (const p of sum.partitions) {
       process.stdout.write(
-        `  ${p.partition}: watermark ${t(p.wm)}, ${plural(p.bandFiles, "file")} in band, ${p.leased} leased, ${plural(p.files, "file")} committed${p.floor !== null ? `, floor ${t(p.floor)}` : ""}\n`,
+        `  ${p.partition}: watermark ${t(p.wm)}, ${plural(p.bandFiles, "file")} in band, ${p.leased} leased, ${plural(p.files, "file version")} committed${p.floor !== null ? `, floor ${t(p.floor)}` : ""}\n`,
       );
     }
     if (dead.deadLetters)

@@ -20,11 +20,12 @@ export interface DeadLettersOptions {
 export async function deadLettersCommand(action: "list" | "retry" | "clear", jobName: string, opts: DeadLettersOptions): Promise<void> {
   const cfg = loadConfig(opts.config);
   getJob(cfg, jobName);
-  const conn = await openConnections(cfg);
+  const conn = await openConnections(cfg, { readOnly: action === "list" });
   try {
     const dl = new BookmarkStore(conn.redis, cfg.prefix, jobName).deadLetters;
     if (action === "list") {
       let n = 0;
+      if (!opts.json) process.stderr.write("# key\tlast-modified\tpartition\trun\tset aside at\treason\n");
       for await (const page of dl.list(opts.skipped ? "skipped" : "deadLetters")) {
         for (const r of page) {
           n++;
@@ -37,6 +38,11 @@ export async function deadLettersCommand(action: "list" | "retry" | "clear", job
       }
       if (!opts.json) process.stderr.write(`${plural(n, opts.skipped ? "skipped file" : "dead letter")} in job ${jobName}\n`);
       return;
+    }
+    if (opts.key?.length) {
+      const known = new Set((await dl.get("deadLetters", opts.key)).map((r) => r.key));
+      const unknown = opts.key.filter((k) => !known.has(k));
+      if (unknown.length) process.stderr.write(`not dead letters of job ${jobName} (left alone): ${unknown.join(", ")}\n`);
     }
     if (action === "retry") {
       const n = await dl.retry(opts.key);

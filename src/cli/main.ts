@@ -20,10 +20,12 @@ for (const s of [process.stdout, process.stderr]) {
 }
 
 /** A whole-number option value; `min` 1 refuses 0 (`--threads 0`), naming the option. */
-function int(name: string, min = 0) {
+function int(name: string, min = 0, max = Number.MAX_SAFE_INTEGER) {
   return (v: string) => {
-    if (!/^[0-9]+$/.test(v) || Number(v) < min)
-      throw new InvalidArgumentError(`${name} must be a whole number${min > 0 ? ` of at least ${min}` : ""}, got ${JSON.stringify(v)}`);
+    if (!/^[0-9]+$/.test(v) || Number(v) < min || Number(v) > max)
+      throw new InvalidArgumentError(
+        `${name} must be a whole number${min > 0 ? ` of at least ${min}` : ""}${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ""}, got ${JSON.stringify(v)}`,
+      );
     return Number(v);
   };
 }
@@ -57,7 +59,7 @@ program
   .option("--from <runId>", "with --bookmark pause: replay what arrived after this run…")
   .option("--to <runId>", "…up to this run (both or neither)")
   .option("--threads <n>", "worker threads for this run", int("--threads", 1))
-  .option("--metrics-port <port>", "serve /metrics while running", int("--metrics-port"))
+  .option("--metrics-port <port>", "serve /metrics while running", int("--metrics-port", 0, 65535))
   .option("--json", "print one JSON object per run on stdout")
   .action(async (job: string, o) => {
     assertNoDeadLetters(job, await runCommand(job, withConfig(o)));
@@ -72,7 +74,7 @@ program
   .option("--max-old-generation-size-mb <mb>", "V8 heap limit per thread", int("--max-old-generation-size-mb", 16))
   .option("--files-per-thread <n>", "files one thread works on at once (they share its heap)", int("--files-per-thread", 1))
   .option("--concurrency <n>", "batches at once per queue", int("--concurrency", 1))
-  .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port"))
+  .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port", 0, 65535))
   .option("--lock-duration-ms <ms>", "a worker silent this long is presumed dead and its batch retaken", int("--lock-duration-ms", 500))
   .option("--stalled-interval-ms <ms>", "how often to look for batches of dead workers", int("--stalled-interval-ms", 100))
   .action(async (o) => {

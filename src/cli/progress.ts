@@ -16,6 +16,7 @@ export class ProgressReporter {
   ) {}
 
   update(p: RunProgress): void {
+    if (process.env.TRANCHE_LOG_LEVEL === "silent") return;
     const now = Date.now();
     if (now - this.last < this.intervalMs) return;
     this.last = now;

@@ -71,18 +71,21 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
     maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb,
     filesPerThread: job.worker.filesPerThread,
   });
-  // The job is checked before Redis is touched: a refused configuration writes nothing anywhere.
+  // The metrics port, then the job, are checked before Redis is touched: a refused configuration
+  // writes nothing anywhere.
   let checked: Awaited<ReturnType<typeof preflight>>;
   let conn: Awaited<ReturnType<typeof openConnections>>;
+  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   try {
+    metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
     checked = await preflight({ cfg, job: jobName, pool, log });
     conn = await openConnections(cfg);
   } catch (err) {
     await pool.close();
+    await metrics?.close();
     throw err;
   }
   let worker: BatchWorker | undefined;
-  let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   const summaries: RunSummary[] = [];
   // SIGTERM/SIGINT: finish the current (bounded) run, start no other. A second signal exits at
   // once; the run's batches stay queued and leased, and any worker or the next run takes them.
@@ -98,7 +101,6 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   try {
-    metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
     initJobMetrics(jobName);
     worker = new BatchWorker({
       redis: conn.redis,

@@ -10,7 +10,7 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
   const cfg = loadConfig(opts.config);
   const names = jobName ? [jobName] : Object.keys(cfg.jobs);
   for (const n of names) getJob(cfg, n);
-  const conn = await openConnections(cfg);
+  const conn = await openConnections(cfg, { readOnly: true });
   try {
     const out = [];
     for (const name of names) {
@@ -37,12 +37,15 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
       return;
     }
     for (const s of out) {
-      const age = s.backlog.oldestUnprocessed === null ? "-" : formatDuration((Date.now() - s.backlog.oldestUnprocessed) / 1000);
+      const oldest =
+        s.backlog.oldestUnprocessed === null
+          ? "nothing unprocessed"
+          : `oldest unprocessed ${formatDuration((Date.now() - s.backlog.oldestUnprocessed) / 1000)} old`;
       const committed = s.bookmark.partitions.reduce((a, p) => a + p.files, 0);
       process.stdout.write(
         `job ${s.job}\n` +
-          `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, oldest unprocessed ${age} old (${plural(s.backlog.listed, "object")} listed)\n` +
-          `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
+          `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, ${oldest} (${plural(s.backlog.listed, "object")} listed)\n` +
+          `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file version")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
           (s.deadLetters ? `  DEAD LETTERS: ${plural(s.deadLetters, "file")} set aside; see 'tranche dead-letters list ${s.job}'\n` : "") +
           (s.skipped ? `  skipped: ${plural(s.skipped, "file")} (archived storage class)\n` : "") +
           (s.runningRuns.length ? `  running: ${s.runningRuns.join(", ")}\n` : "") +

@@ -34,7 +34,12 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const running = { worker: undefined as BatchWorker | undefined };
   const port = opts.metricsPort ?? cfg.metrics.port;
   const metrics = port
-    ? await startMetricsServer(port, () => !stopping && running.worker?.running === true).catch(async (e) => {
+    ? await startMetricsServer(
+        port,
+        () => !stopping && running.worker?.running === true,
+        "0.0.0.0",
+        opts.metricsPort !== undefined ? "--metrics-port" : "metrics.port",
+      ).catch(async (e) => {
         await conn.close();
         throw e;
       })

@@ -1,9 +1,10 @@
 import { readFileSync, existsSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { parseS3Uri } from "../source/s3-client.js";
 import { redact, redactUrl } from "../redact.js";
 import { parseBoundOptions } from "./bounds.js";
 import { prefixHashTag } from "../bookmark/keys.js";
@@ -24,14 +25,60 @@ function formatIssues(issues: z.core.$ZodIssue[], raw: unknown): string {
     .join("\n  ");
 }
 
-/** Resolves a source/output path: `s3://…` stays, `file://…` and relative paths become `file:///abs/…`. */
-export function resolveLocation(p: string, baseDir: string): string {
-  if (p.startsWith("s3://")) return p;
-  if (p.startsWith("file://")) return p;
-  if (/^[a-z0-9]+:\/\//i.test(p))
-    throw new ConfigError(`unsupported location ${JSON.stringify(p)}: use s3://bucket/prefix/, file:///abs/path or a relative path`);
+/**
+ * Resolves a source/output path: `s3://bucket/prefix/` stays (checked), `file:///abs/…` stays
+ * (checked), relative paths become `file:///abs/…`. Errors name `field`.
+ */
+export function resolveLocation(p: string, baseDir: string, field = "path"): string {
+  const bad = (why: string) =>
+    new ConfigError(
+      `${field}: got ${JSON.stringify(p)}; ${why}; use s3://bucket/prefix/, file:///abs/path or a path relative to the config file`,
+    );
+  if (p.startsWith("s3://")) {
+    try {
+      parseS3Uri(p);
+    } catch (err) {
+      throw bad((err as Error).message);
+    }
+    return p;
+  }
+  if (p.startsWith("file:")) {
+    try {
+      fileURLToPath(p);
+    } catch (err) {
+      throw bad(`not a file URL with an absolute path (${(err as Error).message})`);
+    }
+    return p;
+  }
+  if (/^[a-z0-9+.-]+:\/\//i.test(p)) throw bad("unsupported location");
   return pathToFileURL(path.resolve(baseDir, p)).href;
 }
+
+/** A processor given by path (`./x.mjs`, `/abs/x.js`, `lib/p.js`), not by a built-in name. */
+function looksLikePath(p: string): boolean {
+  return p.includes("/") || p.includes(path.sep) || p.startsWith(".") || /\.(m?js|cjs|ts)$/i.test(p);
+}
+
+/** The closest built-in name, for "did you mean". */
+function closest(name: string, options: readonly string[]): string | undefined {
+  const dist = (a: string, b: string) => {
+    const d = Array.from({ length: b.length + 1 }, (_, i) => i);
+    for (let i = 1; i <= a.length; i++) {
+      let prev = d[0]!;
+      d[0] = i;
+      for (let j = 1; j <= b.length; j++) {
+        const t = d[j]!;
+        d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+        prev = t;
+      }
+    }
+    return d[b.length]!;
+  };
+  const best = options.map((o) => [o, dist(name.toLowerCase(), o)] as const).sort((x, y) => x[1] - y[1])[0];
+  return best && best[1] <= 2 ? best[0] : undefined;
+}
+
+export const BUILT_IN_PROCESSORS = ["ndjson", "csv", "copy"] as const;
 
 /** Validates a parsed config object (already read from YAML), applying env overrides. */
 export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: NodeJS.ProcessEnv; file?: string } = {}): TrancheConfig {
@@ -77,9 +124,15 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
   for (const [name, job] of Object.entries(cfg.jobs)) {
     // Bounds are checked here, before anything is listed or read.
     parseBoundOptions(job.source, `${file}: jobs.${name}.source`);
-    job.source.path = resolveLocation(job.source.path, baseDir);
-    job.output.path = resolveLocation(job.output.path, baseDir);
-    if (!["ndjson", "csv", "copy"].includes(job.processor)) {
+    job.source.path = resolveLocation(job.source.path, baseDir, `jobs.${name}.source.path`);
+    job.output.path = resolveLocation(job.output.path, baseDir, `jobs.${name}.output.path`);
+    if (!(BUILT_IN_PROCESSORS as readonly string[]).includes(job.processor)) {
+      if (!looksLikePath(job.processor)) {
+        const guess = closest(job.processor, BUILT_IN_PROCESSORS);
+        throw new ConfigError(
+          `jobs.${name}.processor: got ${JSON.stringify(job.processor)}; not a built-in processor (${BUILT_IN_PROCESSORS.join(", ")})${guess ? `: did you mean ${guess}?` : ""}; for your own, give a path to its module (e.g. ./my-processor.mjs)`,
+        );
+      }
       job.processor = path.resolve(baseDir, job.processor);
     }
     if (typeof job.processorOptions.transform === "string") {

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { readdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { stringify } from "yaml";
@@ -68,43 +68,45 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
   }
   const files = o.files ?? 3000;
   const partitions = o.partitions ?? 6;
-  const t0 = Date.now();
-  const existing = existsSync(raw) ? (await readdir(raw)).length : 0;
-  if (existing) {
-    out.write(`tranche demo: reusing the sample backlog in ${raw} (--fresh to start over)\n`);
-  } else {
-    out.write(`tranche demo: writing ${files} gzipped JSON-lines files over ${partitions} date partitions to ${raw} …\n`);
-    const gen = await generateBacklog({ dir: raw, files, partitions, recordsPerFile: o.records ?? 200 });
-    out.write(`  ${plural(gen.files, "file")}, ${formatBytes(gen.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
-  }
-  await mkdir(path.join(dir, "redis"), { recursive: true });
+  // Redis first: a TRANCHE_REDIS_URL that does not answer stops the demo before it writes data.
   const redis = await demoRedis(process.env, undefined, path.join(dir, "redis"));
-  out.write(
-    redis.started
-      ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url}, keeping its data in ${path.join(dir, "redis")} (stopped at the end)\n`
-      : `  using Redis at ${redis.url}\n`,
-  );
-  const boundedFiles = o.boundedFiles ?? 500;
-  const raw_cfg = {
-    redis: { url: redis.url },
-    prefix: prefix,
-    metrics: { port: 0 },
-    jobs: {
-      events: {
-        source: { path: pathToFileURL(raw).href, partitionKeys: ["dt"], exclusions: ["**.tmp"], boundedFiles: String(boundedFiles) },
-        processor: "ndjson",
-        output: { path: pathToFileURL(path.join(dir, "out")).href },
-        worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
-        batchFiles: 50,
-      },
-    },
-  };
-  const configFile = path.join(dir, "tranche.yaml");
-  await writeFile(configFile, `# Written by 'tranche demo'.\n${stringify(raw_cfg)}`);
-  const cfg = validateConfig(raw_cfg, { env: {}, file: configFile });
-  out.write(`  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${prefix})\n`);
-  const t1 = Date.now();
   try {
+    const t0 = Date.now();
+    const existing = existsSync(raw) ? (await readdir(raw)).length : 0;
+    if (existing) {
+      out.write(`tranche demo: reusing the sample backlog in ${raw} (--fresh to start over)\n`);
+    } else {
+      out.write(`tranche demo: writing ${files} gzipped JSON-lines files over ${partitions} date partitions to ${raw} …\n`);
+      const gen = await generateBacklog({ dir: raw, files, partitions, recordsPerFile: o.records ?? 200 });
+      out.write(`  ${plural(gen.files, "file")}, ${formatBytes(gen.bytes)} in ${((Date.now() - t0) / 1000).toFixed(1)}s\n`);
+    }
+    out.write(
+      redis.started
+        ? `  no Redis answered at 127.0.0.1:6379: started a private redis-server at ${redis.url}, keeping its data in ${path.join(dir, "redis")} (stopped at the end)\n`
+        : `  using Redis at ${redis.url}\n`,
+    );
+    const boundedFiles = o.boundedFiles ?? 500;
+    const raw_cfg = {
+      redis: { url: redis.url },
+      prefix: prefix,
+      metrics: { port: 0 },
+      jobs: {
+        events: {
+          source: { path: pathToFileURL(raw).href, partitionKeys: ["dt"], exclusions: ["**.tmp"], boundedFiles: String(boundedFiles) },
+          processor: "ndjson",
+          output: { path: pathToFileURL(path.join(dir, "out")).href },
+          worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
+          batchFiles: 50,
+        },
+      },
+    };
+    const configFile = path.join(dir, "tranche.yaml");
+    await writeFile(configFile, `# Written by 'tranche demo'.\n${stringify(raw_cfg)}`);
+    const cfg = validateConfig(raw_cfg, { env: {}, file: configFile });
+    out.write(
+      `  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${prefix})\n`,
+    );
+    const t1 = Date.now();
     const runs = await runCommand("events", { drain: true, json: o.json }, cfg);
     const secs = (Date.now() - t1) / 1000;
     const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), {
@@ -124,7 +126,9 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
       );
     }
     out.write(
-      `  look around: npx tranche status events -c ${path.join(rel, "tranche.yaml")}${redis.started ? " (needs that Redis running)" : ""}\n` +
+      (redis.started
+        ? `  the demo's private Redis stops now and keeps its data in ${path.join(dir, "redis")}; 'npx tranche demo' starts it again\n`
+        : `  look around: npx tranche status events -c ${path.join(rel, "tranche.yaml")}\n`) +
         `  remove everything: npx tranche demo${o.dir ? ` --dir ${rel}` : ""} --clean\n`,
     );
   } finally {

@@ -8,6 +8,8 @@ export async function startMetricsServer(
   port: number,
   healthy: () => boolean = () => true,
   host = "0.0.0.0",
+  /** How the user set the port, for the error message. */
+  option = "--metrics-port",
 ): Promise<{ port: number; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     if (req.url === "/metrics") {
@@ -35,7 +37,7 @@ export async function startMetricsServer(
       reject(
         err.code === "EADDRINUSE" || err.code === "EACCES"
           ? new ConfigError(
-              `metrics port ${port} on ${host} ${err.code === "EADDRINUSE" ? "is in use" : "needs privileges"}; choose another with --metrics-port (or metrics.port), or 0 to turn metrics off`,
+              `metrics port ${port} on ${host} ${err.code === "EADDRINUSE" ? "is in use" : "needs privileges"}; choose another with ${option}, or 0 to turn metrics off`,
             )
           : err,
       ),

@@ -193,7 +193,7 @@ describe("chaos: kills during a drain", () => {
           ],
         ],
       ).concat([
-        `run process exits during the chaos (exit code × times; 3 = refused while a killed run's slot lived, 5 = run lost): ${[...stats.runExits].map(([c, n]) => `${c}×${n}`).join(", ")}`,
+        `run process exits during the chaos (exit code × times; 3 = refused while a killed run's slot lived, 4 = Redis down, 5 = run lost): ${[...stats.runExits].map(([c, n]) => `${c}×${n}`).join(", ")}`,
       ]),
     );
     expect(stats.abnormal, stats.abnormal.join("\n----\n")).toEqual([]);
