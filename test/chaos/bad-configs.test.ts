@@ -82,7 +82,11 @@ const CASES: Case[] = [
     change: (c, d) => src("path", path.join(d, "a-file.txt"))(c),
     field: /source\.path: .*must be a folder|is a file|not a folder/,
   },
-  { what: "source ftp://", change: src("path", "ftp://host/x"), field: /unsupported location "ftp:\/\/host\/x"/ },
+  {
+    what: "source ftp://",
+    change: src("path", "ftp://host/x"),
+    field: /jobs\.events\.source\.path: got "ftp:\/\/host\/x"; unsupported location/,
+  },
   { what: "bookmark.mode on", change: bm({ mode: "on" }), field: /jobs\.events\.bookmark\.mode: got "on"/ },
   { what: "bookmark.maxBand -1", change: bm({ maxBand: -1 }), field: /bookmark\.maxBand: got -1/ },
   { what: "bookmark.maxFilesInBand 0", change: bm({ maxFilesInBand: 0 }), field: /bookmark\.maxFilesInBand: got 0/ },
@@ -115,6 +119,12 @@ const CASES: Case[] = [
   { what: "s3.endpoint not a URL", change: (c) => (c.s3 = { endpoint: "minio:9000" }), field: /s3\.endpoint: got "minio:9000"/ },
   { what: "metrics.port 70000", change: (c) => (c.metrics = { port: 70000 }), field: /metrics\.port: got 70000/ },
   { what: "unknown top-level option", change: (c) => (c.redsi = {}), field: /unknown option.*redsi/ },
+  {
+    what: "output file:// with a relative path",
+    change: (c) => set("output", { path: "file://relative/x" })(c),
+    field: /jobs\.events\.output\.path: got "file:\/\/relative\/x"/,
+  },
+  { what: "source s3:// without a bucket", change: src("path", "s3://"), field: /jobs\.events\.source\.path: got "s3:\/\/"/ },
 ];
 
 describe("chaos: bad configurations", () => {
