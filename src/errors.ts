@@ -38,7 +38,7 @@ export class ConcurrentRunsExceededError extends TrancheError {
 /** Redis (a URL) or a Redis Cluster (its node URLs) did not answer. Exit code 4. */
 export class RedisUnavailableError extends TrancheError {
   constructor(target: string | readonly string[], cause: unknown) {
-    const why = redactText(cause instanceof Error ? cause.message : String(cause));
+    const why = redactText(cause instanceof Error ? cause.message : String(cause)).replace(/[.\s]+$/, "");
     super(
       "E_REDIS",
       typeof target === "string"
