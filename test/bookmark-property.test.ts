@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { classify } from "../src/bookmark/rules.js";
+import { selectionRule } from "../src/run/selection.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { planRun } from "../src/planner/plan.js";
 import { groupByPartition } from "../src/planner/batches.js";
@@ -72,10 +72,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
       partitionKeys: ["p"],
       exclusions: [],
       bound: { kind: "files", limit: bound },
-      isNew: async (p) => {
-        const v = await store.loadView(p, BAND_MS);
-        return (f) => classify(v, f, runId) === "new";
-      },
+      newIn: await selectionRule(store, "enable", runId, BAND_MS, undefined, undefined, new Map()),
     });
     const mine: typeof plan.selected = [];
     for (const [p, fs] of groupByPartition(plan.selected)) {

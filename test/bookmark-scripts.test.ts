@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
-import { classify, nextWatermark } from "../src/bookmark/rules.js";
+import { classify, needsBandCheck, nextWatermark } from "../src/bookmark/rules.js";
+import { bandEntry, recordsHold } from "../src/bookmark/band.js";
 import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
 
 const redis = redisClient();
@@ -14,6 +15,14 @@ function store(name: string, prefix = uniquePrefix(name)) {
   return new BookmarkStore(redis, prefix, name);
 }
 const f = (key: string, lastModified: number, size = 10) => ({ key, lastModified, size });
+/** The keys (of those given, at their times) the band of partition p holds. */
+async function inBand(s: BookmarkStore, files: { key: string; lastModified: number }[], p = "p"): Promise<string[]> {
+  const held = await s.bandHolds(p, files);
+  return files
+    .filter((_, i) => held[i])
+    .map((x) => x.key)
+    .sort();
+}
 async function commit(s: BookmarkStore, runId: string, files: ReturnType<typeof f>[], bandMs = 1000, maxFilesInBand = 100_000) {
   await s.slots.acquire(runId, 100, 30_000);
   await s.stageBatch({ partition: "p", runId, commitId: `${runId}-${Math.random()}`, finalBatchId: "b", files });
@@ -21,15 +30,24 @@ async function commit(s: BookmarkStore, runId: string, files: ReturnType<typeof 
 }
 
 describe("bookmark rules (pure)", () => {
-  const view = { wm: 10_000, bandMs: 1000, done: new Map([["a", 9500]]), liveLeases: new Map([["b", "r1"]]) };
+  const view = { wm: 10_000, bandMs: 1000, liveLeases: new Map([["b", "r1"]]), retry: new Set(["z"]) };
   it("classifies below-band, done, leased and new files", () => {
-    expect(classify(view, { key: "x", lastModified: 8999 }, "r2")).toBe("below-band");
-    expect(classify(view, { key: "x", lastModified: 9000 }, "r2")).toBe("new");
-    expect(classify(view, { key: "a", lastModified: 9500 }, "r2")).toBe("done");
-    expect(classify(view, { key: "a", lastModified: 9600 }, "r2")).toBe("new"); // rewritten
-    expect(classify(view, { key: "b", lastModified: 9700 }, "r2")).toBe("leased");
-    expect(classify(view, { key: "b", lastModified: 9700 }, "r1")).toBe("new");
-    expect(classify({ ...view, wm: null }, { key: "x", lastModified: 0 }, "r2")).toBe("new");
+    expect(classify(view, { key: "x", lastModified: 8999 }, "r2", false)).toBe("below-band");
+    expect(needsBandCheck(view, { key: "x", lastModified: 8999 })).toBe(false);
+    expect(classify(view, { key: "x", lastModified: 9000 }, "r2", false)).toBe("new");
+    expect(classify(view, { key: "a", lastModified: 9500 }, "r2", true)).toBe("done");
+    expect(classify(view, { key: "b", lastModified: 9700 }, "r2", false)).toBe("leased");
+    expect(classify(view, { key: "b", lastModified: 9700 }, "r1", false)).toBe("new");
+    expect(classify(view, { key: "z", lastModified: 100 }, "r2", true)).toBe("new"); // a retried dead letter
+    expect(needsBandCheck(view, { key: "z", lastModified: 9500 })).toBe(false);
+    expect(classify({ ...view, wm: null }, { key: "x", lastModified: 0 }, "r2", false)).toBe("new");
+  });
+  it("band entries: same second and hash, a later millisecond is a rewrite", () => {
+    const e = bandEntry("a", 9500);
+    expect(e.field.length + e.record.length).toBe(15);
+    expect(recordsHold(e.record, e.hash, 9500 % 1000)).toBe(true);
+    expect(recordsHold(e.record, e.hash, 600)).toBe(false); // rewritten at 9600
+    expect(recordsHold(e.record, bandEntry("b", 9500).hash, 500)).toBe(false);
   });
   it("moves the watermark forward only, never past a lease", () => {
     expect(nextWatermark(null, 500, null)).toBe(500);
@@ -44,11 +62,11 @@ describe("bookmark Lua scripts (real Redis)", () => {
     await commit(s, "r1", [f("a", 1000), f("b", 2000)]);
     let v = await s.loadView("p", 1000);
     expect(v.wm).toBe(2000);
-    expect([...v.done.keys()].sort()).toEqual(["a", "b"]);
+    expect(await inBand(s, [f("a", 1000), f("b", 2000), f("c", 5000)])).toEqual(["a", "b"]);
     await commit(s, "r2", [f("c", 5000)]);
     v = await s.loadView("p", 1000);
     expect(v.wm).toBe(5000);
-    expect([...v.done.keys()]).toEqual(["c"]); // a, b pruned: below 5000 - 1000
+    expect(await inBand(s, [f("a", 1000), f("b", 2000), f("c", 5000)])).toEqual(["c"]); // a, b pruned: below 5000 - 1000
     const sum = await s.summary();
     expect(sum.partitions[0]).toMatchObject({ partition: "p", files: 3, bandFiles: 1 });
     expect(sum.version).toBe(2);
@@ -84,16 +102,20 @@ describe("bookmark Lua scripts (real Redis)", () => {
 
   it("caps the band at maxFilesInBand by raising its floor, never splitting files of one time", async () => {
     const s = store("cap");
-    const files = [f("a", 1000), f("b", 1001), f("c", 1002), f("d", 1002), f("e", 1003)];
+    // The band keeps whole seconds: the floor rises to the start of the oldest second kept.
+    const files = [f("a", 1000), f("b", 2001), f("c", 3002), f("d", 3002), f("e", 4003)];
     await commit(s, "r1", files, 60_000, 3);
     const v = await s.loadView("p", 60_000);
-    expect(v.floor).toBe(1002);
-    expect([...v.done.keys()].sort()).toEqual(["c", "d", "e"]);
-    expect(classify(v, { key: "a", lastModified: 1000 }, "x")).toBe("below-band");
-    expect(classify(v, { key: "late", lastModified: 1002 }, "x")).toBe("new");
-    await commit(s, "r2", [f("x1", 1003), f("x2", 1003), f("x3", 1003), f("x4", 1003)], 60_000, 3);
-    // Five files share the newest time: all stay, over the cap, so none is taken twice.
-    expect((await s.loadView("p", 60_000)).done.size).toBe(5);
+    expect(v.floor).toBe(3000);
+    expect(await inBand(s, files)).toEqual(["c", "d", "e"]);
+    expect(classify(v, { key: "a", lastModified: 1000 }, "x", false)).toBe("below-band");
+    expect(await s.newFiles("p", v, [f("late", 3002), f("c", 3002)], "x")).toEqual([true, false]);
+    const x = [f("x1", 4003), f("x2", 4003), f("x3", 4003), f("x4", 4003)];
+    await commit(s, "r2", x, 60_000, 3);
+    // Five files share the newest second: all stay, over the cap (the floor never passes the
+    // watermark), so none is taken twice.
+    expect(await inBand(s, [...files, ...x])).toEqual(["e", "x1", "x2", "x3", "x4"]);
+    expect((await s.summary()).partitions[0]!.bandFiles).toBe(5);
   });
 
   it("a lease holds the watermark below its file until it is committed", async () => {
@@ -109,7 +131,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
     // r1 dies: its lease no longer blocks others, and the file is still selectable.
     await s.slots.release("r1");
     const v = await s.loadView("p", 1000);
-    expect(classify(v, { key: "old", lastModified: 1000 }, "r3")).toBe("new");
+    expect(await s.newFiles("p", v, [f("old", 1000)], "r3")).toEqual([true]);
     await s.slots.acquire("r3", 5, 30_000);
     expect([...(await s.lease("p", "r3", [f("old", 1000)], 1000))]).toEqual(["old"]);
     await commit(s, "r3", [f("old", 1000)]);
@@ -206,11 +228,12 @@ describe("bookmark Lua scripts (real Redis)", () => {
     expect(Object.keys(hist[2]!.state!)).toEqual(["d00"]);
     expect(hist[2]!.parts).toHaveLength(50);
     // Rewind to r2: d00 back to its r2 state, d01 to... its state after r2 is only in r1, which is gone.
-    await expect(s.rewind("r2")).rejects.toThrow(/history no longer holds partition d01's state/);
+    await expect(s.rewind("r2", 1000)).rejects.toThrow(/history no longer holds partition d01's state/);
     // Rewind to r3: d00 from r2's snapshot, d01 unchanged since r3, "new" deleted, d02..d49 left as they are.
-    await s.rewind("r3");
+    await s.rewind("r3", 1000);
     const v = await s.loadView("d00", 1000);
-    expect([v.wm, [...v.done.keys()]]).toEqual([5000, ["d00-5000"]]);
+    expect(v.wm).toBe(5000);
+    expect(await inBand(s, [f("d00-5000", 5000), f("d00-9000", 9000)], "d00")).toEqual(["d00-5000"]);
     expect(await s.partitions()).toHaveLength(50);
     expect((await s.loadView("d49", 1000)).wm).toBe(1000);
   });

@@ -125,7 +125,7 @@ describe("history, rewind and reset", () => {
     expect(hist[0]).toMatchObject({ previousRunId: r2.runId, version: 3, committed: true, files: 3 });
     expect(Object.keys(hist[0]!.state!).sort()).toEqual(["dt=2024-01-01", "dt=2024-01-02"]);
 
-    await store.rewind(r1.runId);
+    await store.rewind(r1.runId, 900_000);
     const again = await h.run({ override: { boundedFiles: "100" } });
     expect(again.files).toBe(6);
     expect(await taken()).toEqual(
@@ -139,7 +139,7 @@ describe("history, rewind and reset", () => {
 
     await store.slots.acquire("busy", 5, 30_000);
     await expect(store.reset()).rejects.toBeInstanceOf(RunInProgressError);
-    await expect(store.rewind(r1.runId)).rejects.toThrow(/is not in the bookmark history/); // reset cleared history
+    await expect(store.rewind(r1.runId, 900_000)).rejects.toThrow(/is not in the bookmark history/); // reset cleared history
   });
 });
 

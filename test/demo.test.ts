@@ -81,7 +81,7 @@ describe("planner memory", () => {
       partitionKeys: ["dt"],
       exclusions: [],
       bound: { kind: "files", limit: 500 },
-      isNew: async () => () => true,
+      newIn: async (files) => files.map(() => true),
       onPage: () => {
         peak = Math.max(peak, process.memoryUsage().heapUsed);
       },

@@ -10,12 +10,18 @@ export function keys(prefix: string, job: string) {
   return {
     /** set — partition ids that have bookmark state. C, O. */
     parts: `${j}:parts`,
-    /** hash — the job's bookmark: version, runs (committed), lastRunId, updatedAt, epoch (bumped by reset/rewind). C, O. */
+    /** hash — the job's bookmark: version, runs (committed), lastRunId, updatedAt, epoch (bumped by reset/rewind), historyTrimmed (the newest committed run trimmed off the history). C, O. */
     jobMeta: `${j}:meta`,
-    /** hash — one partition: wm (watermark), hwm (highest committed time), floor, files, updatedAt, lastRunId. C, O. */
+    /** hash — one partition: wm (watermark), hwm (highest committed time), floor, files, bandn (records in the band), updatedAt, lastRunId. C, O. */
     meta: (p: string) => `${j}:p:${p}:meta`,
-    /** zset — the band: key → last-modified of files committed at or above the band's lower edge. C, O. */
-    done: (p: string) => `${j}:p:${p}:done`,
+    /**
+     * hash — the compact band: files committed at or above the band's lower edge, as 10-byte
+     * records (8-byte key hash + millisecond) under 5-byte fields (second + bucket), and a count
+     * per second under 4-byte fields (see band.ts). C, O.
+     */
+    band: (p: string) => `${j}:p:${p}:band`,
+    /** zset — the band's seconds (member and score: the second), for pruning by score. C, O. */
+    bandIndex: (p: string) => `${j}:p:${p}:bidx`,
     /** zset — leased key → last-modified: files selected by runs that have not committed them (holds wm below them). P, C. */
     lease: (p: string) => `${j}:p:${p}:lease`,
     /** hash — leased key → owner run id (the other half of a lease). P, C. */
@@ -34,6 +40,12 @@ export function keys(prefix: string, job: string) {
     planLock: `${prefix}:runs:${job}:planlock`,
     /** list — run summaries (JSON), newest first, trimmed to historySize. P, C. */
     history: `${prefix}:runs:${job}:history`,
+    /** hash — history deltas: "<runId>|<partition>" → the band entries (15 bytes each) that run added; trimmed with the history. C, O. */
+    deltas: `${prefix}:runs:${job}:deltas`,
+    /** zset — for the lexical listing: a committed run's greatest key → its time (see listing-cursor.ts). C, P. */
+    lexical: `${prefix}:runs:${job}:lexical`,
+    /** hash — what the last run's listing learned (backlog figures for `status`). P. */
+    backlog: `${prefix}:runs:${job}:backlog`,
     ...runKeys(prefix),
   };
 }
@@ -57,6 +69,8 @@ export function runKeys(prefix: string) {
     runDead: (runId: string) => `${prefix}:run:${runId}:dead`,
     /** zset — files a run's batches wrote in one partition (key → last-modified), awaiting its commit. W, C. */
     staged: (runId: string, p: string) => `${prefix}:run:${runId}:staged:${p}`,
+    /** set — the keys a run leased in one partition (its commit drops exactly these leases). P, C. */
+    runLeased: (runId: string, p: string) => `${prefix}:run:${runId}:leased:${p}`,
     /** set — partitions a run leased files in. P, C. */
     leasedParts: (runId: string) => `${prefix}:run:${runId}:leasedparts`,
     /** set — partitions a run staged files in. W, C. */

@@ -1,9 +1,9 @@
 /**
  * Bookmark rules, pure. The state of one job partition is:
  *  - `wm`, the watermark: every file with last-modified below `wm - maxBand` counts as done;
- *  - `done`, the files committed inside the band (key → last-modified), i.e. with
- *    last-modified >= `wm - maxBand`; older entries are pruned, so the state does not grow with
- *    the number of files processed;
+ *  - the band, the files committed inside it (last-modified >= `wm - maxBand`), kept compact in
+ *    Redis (see band.ts) and checked in batches, never loaded whole; older entries are pruned, so
+ *    the state does not grow with the number of files processed;
  *  - `leases`, files selected by a run that has not committed them yet (key → owner run id).
  *    A lease holds `wm` below its file, so a failed or killed run's files stay selectable.
  *
@@ -18,7 +18,6 @@ export interface PartitionView {
   bandMs: number;
   /** Raised lower edge when the band reached maxFilesInBand (epoch ms), or null. */
   floor?: number | null;
-  done: ReadonlyMap<string, number>;
   /** key → owner run id, for files leased by runs that are still alive. */
   liveLeases: ReadonlyMap<string, string>;
   /** key → owner run id, for files leased by runs that ended without committing them. */
@@ -39,24 +38,30 @@ export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor">):
  * covers and A's does not.
  */
 export function covers(
-  state: { wm: number | null; floor: number | null; band: ReadonlyMap<string, number> } | undefined,
+  state: { wm: number | null; floor: number | null; band: { holds(key: string, lastModified: number): boolean } } | undefined,
   bandMs: number,
   file: { key: string; lastModified: number },
 ): boolean {
   if (!state) return false;
   if (file.lastModified < bandFloor({ wm: state.wm, bandMs, floor: state.floor })) return true;
-  const at = state.band.get(file.key);
-  return at !== undefined && at >= file.lastModified;
+  return state.band.holds(file.key, file.lastModified);
 }
 
 export type Verdict = "new" | "done" | "below-band" | "leased";
 
-/** Decides whether one listed file is to be processed by run `runId`. */
-export function classify(view: PartitionView, file: { key: string; lastModified: number }, runId: string): Verdict {
+/** Whether the band must be asked about a file (it is not below the band edge, nor a retried dead letter). */
+export function needsBandCheck(view: PartitionView, file: { key: string; lastModified: number }): boolean {
+  return view.retry?.has(file.key) !== true && file.lastModified >= bandFloor(view);
+}
+
+/**
+ * Decides whether one listed file is to be processed by run `runId`. `inBand`: the band holds the
+ * file at its last-modified time or later (asked only when {@link needsBandCheck}).
+ */
+export function classify(view: PartitionView, file: { key: string; lastModified: number }, runId: string, inBand: boolean): Verdict {
   const retried = view.retry?.has(file.key) === true;
   if (!retried && file.lastModified < bandFloor(view)) return "below-band";
-  const doneAt = view.done.get(file.key);
-  if (!retried && doneAt !== undefined && doneAt >= file.lastModified) return "done";
+  if (!retried && inBand) return "done";
   const owner = view.liveLeases.get(file.key);
   if (owner !== undefined && owner !== runId) return "leased";
   return "new";

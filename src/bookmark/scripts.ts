@@ -22,13 +22,14 @@ function source(file: string, included = new Set<string>()): string {
 const SCRIPTS = {
   trancheAcquireRun: "acquire-run-1.lua",
   trancheHeartbeatRun: "heartbeat-run-2.lua",
-  trancheLeaseFiles: "lease-files-7.lua",
+  trancheLeaseFiles: "lease-files-8.lua",
   trancheDropLease: "drop-lease-2.lua",
   trancheLock: "lock-1.lua",
   trancheFinishBatch: "finish-batch-8.lua",
   trancheMarkBatchFailed: "mark-batch-failed-2.lua",
   trancheCommitRun: "commit-run.lua",
   trancheRestoreState: "restore-state.lua",
+  trancheRecordRun: "record-run-3.lua",
 } as const;
 
 let loaded: { name: string; lua: string; numberOfKeys?: number }[] | undefined;
@@ -51,7 +52,8 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheFinishBatch(...args: Arg[]): Promise<Arg[]>;
   trancheMarkBatchFailed(run: string, runErrors: string, ...args: Arg[]): Promise<number>;
   trancheCommitRun(nKeys: number, ...args: Arg[]): Promise<Arg[]>;
-  trancheRestoreState(nKeys: number, ...args: Arg[]): Promise<Arg[]>;
+  trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
+  trancheRecordRun(history: string, deltas: string, jobMeta: string, summary: string, historySize: number): Promise<number>;
 };
 
 /** Registers the scripts on a connection (idempotent). */

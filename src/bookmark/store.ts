@@ -1,7 +1,8 @@
 import type { Cluster, Redis } from "ioredis";
 import { keys, type Keys } from "./keys.js";
 import { ConfigError, RunInProgressError, RunLostError } from "../errors.js";
-import { bandFloor, type PartitionView } from "./rules.js";
+import { bandFloor, needsBandCheck, classify, type PartitionView } from "./rules.js";
+import { bandEntry, BandSet, ENTRY_BYTES, entryTime, recordsHold } from "./band.js";
 import { withScripts, type ScriptRedis } from "./scripts.js";
 import { RunSlots, RUN_TTL_S } from "./run-slots.js";
 import { DeadLetters } from "./dead-letters.js";
@@ -11,16 +12,23 @@ export { RUN_TTL_S } from "./run-slots.js";
 /** A run's errors list keeps this many, newest first. */
 export const MAX_RUN_ERRORS = 100;
 
-/** One partition's state as kept in history snapshots. */
-export interface PartitionState {
+/** One partition's cursors (as a history entry records them before and after a commit). */
+export interface PartitionCursors {
   wm: number | null;
   hwm: number | null;
   floor: number | null;
   files: number;
-  /** Files inside the band: [key, lastModified]. */
-  band: [string, number][];
 }
-export type BookmarkState = Record<string, PartitionState>;
+/** One partition's delta in a history entry: the cursors after the commit (and before it), and how many band entries it added. */
+export interface PartitionDelta extends PartitionCursors {
+  bandFiles?: number;
+  added?: number;
+  before?: PartitionCursors;
+}
+/** One partition's state rebuilt for a point in history (rewind, `pause --from/--to`). */
+export interface PartitionState extends PartitionCursors {
+  band: BandSet;
+}
 
 /** A run as the history keeps it (the run summary plus the commit's outcome). */
 export interface HistoryEntry {
@@ -36,8 +44,10 @@ export interface HistoryEntry {
   bytes: number;
   committed: boolean;
   version?: number;
-  /** The state after the run of the partitions it touched. */
-  state?: BookmarkState;
+  /** What the run changed, per partition it touched (the band entries it added are in the deltas hash). */
+  state?: Record<string, PartitionDelta>;
+  /** Partitions with band entries in the deltas hash. */
+  delta?: string[];
   /** Every partition with state after the run. */
   parts?: string[];
   [k: string]: unknown;
@@ -48,21 +58,10 @@ export function asArray<T>(v: T[] | Record<string, never> | undefined | null): T
   return Array.isArray(v) ? v : [];
 }
 
-/** Snapshots come out of Lua with strings for numbers and {} for empty lists. */
-export function normalizeState(raw: object): BookmarkState {
+/** Cursors come out of Lua with strings for numbers (and without the fields that were not set). */
+export function normalizeCursors(p: Record<string, unknown> | undefined): PartitionCursors {
   const num = (v: unknown) => (v === undefined || v === null || v === "" ? null : Number(v));
-  const out: BookmarkState = {};
-  for (const [pid, p] of Object.entries((raw ?? {}) as Record<string, Record<string, unknown>>)) {
-    const band = Array.isArray(p.band) ? (p.band as [string, number | string][]) : [];
-    out[pid] = {
-      wm: num(p.wm),
-      hwm: num(p.hwm),
-      floor: num(p.floor),
-      files: Number(p.files ?? 0),
-      band: band.map(([k, lm]) => [k, Number(lm)]),
-    };
-  }
-  return out;
+  return { wm: num(p?.wm), hwm: num(p?.hwm), floor: num(p?.floor), files: Number(p?.files ?? 0) };
 }
 
 /** What one batch attempt did (see {@link BookmarkStore.finishBatch}). */
@@ -128,9 +127,11 @@ export class BookmarkStore {
   }
 
   /**
-   * Reads what the planner needs for one partition, in one MULTI (a consistent snapshot, so a
-   * concurrent commit cannot make committed files look new): watermark, floor, band, leases (live
-   * or stale by Redis' clock) and retried dead letters.
+   * Reads what the planner needs for one partition, in one MULTI: watermark, floor, leases (live
+   * or stale by Redis' clock) and retried dead letters. The band is not read: {@link newFiles}
+   * asks it about one listing page at a time, so planning memory does not grow with the band.
+   * (The band only grows while a run plans, and a file that a concurrent commit adds is leased to
+   * that run or held by it, so the lease script refuses it.)
    */
   async loadView(partition: string, bandMs: number): Promise<PartitionView> {
     const res = (await this.r
@@ -138,28 +139,48 @@ export class BookmarkStore {
       .hmget(this.k.meta(partition), "wm", "floor")
       .hgetall(this.k.leaseRun(partition))
       .zrange(this.k.active, 0, -1, "WITHSCORES")
-      .zrange(this.k.done(partition), 0, -1, "WITHSCORES")
       .hkeys(this.k.retry(partition))
       .time()
       .exec())!;
     const [wmRaw, floorRaw] = res[0]![1] as (string | null)[];
     const leaseOwners = res[1]![1] as Record<string, string>;
     const activeFlat = res[2]![1] as string[];
-    const flat = res[3]![1] as string[];
-    const retry = new Set(res[4]![1] as string[]);
-    const [sec, usec] = res[5]![1] as [string, string];
+    const retry = new Set(res[3]![1] as string[]);
+    const [sec, usec] = res[4]![1] as [string, string];
     const now = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
     const wm = wmRaw === null || wmRaw === undefined ? null : Number(wmRaw);
     const floorAt = floorRaw === null || floorRaw === undefined ? null : Number(floorRaw);
-    const edge = bandFloor({ wm, bandMs, floor: floorAt });
-    const done = new Map<string, number>();
-    for (let i = 0; i < flat.length; i += 2) if (Number(flat[i + 1]) >= edge) done.set(flat[i]!, Number(flat[i + 1]));
     const live = new Set<string>();
     for (let i = 0; i < activeFlat.length; i += 2) if (Number(activeFlat[i + 1]) > now) live.add(activeFlat[i]!);
     const liveLeases = new Map<string, string>();
     const staleLeases = new Map<string, string>();
     for (const [k, owner] of Object.entries(leaseOwners)) (live.has(owner) ? liveLeases : staleLeases).set(k, owner);
-    return { wm, bandMs, floor: floorAt, done, liveLeases, staleLeases, retry };
+    return { wm, bandMs, floor: floorAt, liveLeases, staleLeases, retry };
+  }
+
+  /**
+   * Whether the band of a partition holds each file at its last-modified time or later: one
+   * HMGET of the files' band fields (a listing page's worth at a time).
+   */
+  async bandHolds(partition: string, files: readonly { key: string; lastModified: number }[]): Promise<boolean[]> {
+    if (files.length === 0) return [];
+    const entries = files.map((f) => bandEntry(f.key, f.lastModified));
+    const values = await this.r.hmgetBuffer(this.k.band(partition), ...entries.map((e) => e.field));
+    return entries.map((e, i) => recordsHold(values[i], e.hash, e.ms));
+  }
+
+  /** Which of a page's files of one partition are new for run `runId` (see rules.classify). */
+  async newFiles(
+    partition: string,
+    view: PartitionView,
+    files: readonly { key: string; lastModified: number }[],
+    runId: string,
+  ): Promise<boolean[]> {
+    const ask = files.filter((f) => needsBandCheck(view, f));
+    const held = await this.bandHolds(partition, ask);
+    const inBand = new Set<{ key: string; lastModified: number }>();
+    ask.forEach((f, i) => held[i] && inBand.add(f));
+    return files.map((f) => classify(view, f, runId, inBand.has(f)) === "new");
   }
 
   /** Leases files of one partition to a run; returns the keys it got. */
@@ -172,10 +193,11 @@ export class BookmarkStore {
         this.k.lease(partition),
         this.k.leaseRun(partition),
         this.k.active,
-        this.k.done(partition),
+        this.k.band(partition),
         this.k.meta(partition),
         this.k.leasedParts(runId),
         this.k.retry(partition),
+        this.k.runLeased(runId, partition),
         ...args,
       );
       for (const t of taken) got.add(t);
@@ -203,8 +225,9 @@ export class BookmarkStore {
     if (files.length === 0) return [];
     const pipe = this.r.pipeline();
     const staged = this.k.staged(runId, partition);
-    for (const f of files) {
-      pipe.zscore(this.k.done(partition), f.key);
+    const entries = files.map((f) => bandEntry(f.key, f.lastModified));
+    for (const [i, f] of files.entries()) {
+      pipe.hgetBuffer(this.k.band(partition), entries[i]!.field);
       pipe.hget(this.k.leaseRun(partition), f.key);
       pipe.zscore(staged, f.key);
       pipe.hexists(this.k.retry(partition), f.key);
@@ -218,9 +241,9 @@ export class BookmarkStore {
     const live = new Set<string>();
     for (let i = 0; i < activeFlat.length; i += 2) if (Number(activeFlat[i + 1]) > now) live.add(activeFlat[i]!);
     return files.filter((f, i) => {
-      const doneAt = res[4 * i]![1] as string | null;
+      const inBand = recordsHold(res[4 * i]![1] as Buffer | null, entries[i]!.hash, entries[i]!.ms);
       const retried = Number(res[4 * i + 3]![1]) === 1;
-      if (skipCommitted && !retried && doneAt !== null && Number(doneAt) >= f.lastModified) return false;
+      if (skipCommitted && !retried && inBand) return false;
       const owner = res[4 * i + 1]![1] as string | null;
       if (owner && owner !== runId && live.has(owner)) return false;
       const stagedAt = res[4 * i + 2]![1] as string | null;
@@ -313,9 +336,19 @@ export class BookmarkStore {
         this.k.active,
         this.k.stagedParts(args.runId),
         this.k.leasedParts(args.runId),
+        this.k.deltas,
       ];
       for (const p of touched)
-        keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.staged(args.runId, p), this.k.retry(p));
+        keys.push(
+          this.k.meta(p),
+          this.k.band(p),
+          this.k.bandIndex(p),
+          this.k.lease(p),
+          this.k.leaseRun(p),
+          this.k.staged(args.runId, p),
+          this.k.retry(p),
+          this.k.runLeased(args.runId, p),
+        );
       const argv = [args.runId, args.bandMs, args.maxFilesInBand, args.historySize, JSON.stringify(args.summary), epoch, ...touched];
       const [ok, a, b] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
       if (Number(ok) === 1) return { version: Number(a), runs: Number(b) };
@@ -333,11 +366,13 @@ export class BookmarkStore {
 
   /** Pushes a run that committed nothing (failed, empty, disable or pause) on the history. */
   async recordRun(summary: object, historySize: number): Promise<void> {
-    await this.r
-      .multi()
-      .lpush(this.k.history, JSON.stringify({ ...summary, committed: false }))
-      .ltrim(this.k.history, 0, historySize - 1)
-      .exec();
+    await this.r.trancheRecordRun(
+      this.k.history,
+      this.k.deltas,
+      this.k.jobMeta,
+      JSON.stringify({ ...summary, committed: false }),
+      historySize,
+    );
   }
 
   /** The job's runs, newest first (as many as `bookmark.historySize` keeps). */
@@ -362,28 +397,87 @@ export class BookmarkStore {
     return i;
   }
 
+  /** The band entries (concatenated, 15 bytes each) committed runs added, per `<runId>|<partition>` asked. */
+  private async deltaBlobs(fields: string[]): Promise<Map<string, Buffer>> {
+    const out = new Map<string, Buffer>();
+    for (let i = 0; i < fields.length; i += 1000) {
+      const chunk = fields.slice(i, i + 1000);
+      const vals = await this.r.hmgetBuffer(this.k.deltas, ...chunk);
+      chunk.forEach((f, j) => vals[j] && out.set(f, vals[j]!));
+    }
+    return out;
+  }
+
   /**
-   * The state of some partitions after a committed run, rebuilt from the history: each committed
-   * run keeps the state of the partitions it touched, so a partition's state after run R is its
-   * newest snapshot at or before R. `undefined` for a partition that did not exist then.
+   * How to turn each partition's current state into its state after history entry `i`: its
+   * cursors then (from the newest committed delta at or before `i` that touched it; `null` when
+   * the partition did not exist then), the band entries later runs added (to remove) and the
+   * entries earlier runs added at or above the band edge then (to add back where pruning dropped
+   * them). Partitions only later runs touched need nothing. Throws when the history no longer
+   * holds a partition's cursors; `incomplete` names partitions whose band edge moved since while
+   * committed runs were trimmed off the history (files of those runs may be taken again).
    */
-  private stateAt(hist: HistoryEntry[], i: number, pids: Iterable<string>): BookmarkState & Record<string, PartitionState | undefined> {
+  private async rebuildPlan(
+    hist: HistoryEntry[],
+    i: number,
+    pids: Iterable<string>,
+    bandMs: number,
+  ): Promise<{
+    target: Map<string, { cursors: PartitionCursors | null; edge: number | null; remove: Buffer; add: Buffer }>;
+    incomplete: string[];
+  }> {
     const existed = new Set(asArray(hist[i]!.parts));
-    const out: Record<string, PartitionState | undefined> = {};
+    const trimmed = (await this.r.hget(this.k.jobMeta, "historyTrimmed")) !== null;
+    const current = new Map<string, PartitionCursors>();
+    const target = new Map<string, { cursors: PartitionCursors | null; edge: number | null; remove: Buffer; add: Buffer }>();
+    const incomplete: string[] = [];
+    const want: string[] = [];
+    const plan: { p: string; cursors: PartitionCursors | null; newer: HistoryEntry[]; older: HistoryEntry[] }[] = [];
     for (const p of pids) {
-      if (!existed.has(p)) {
-        out[p] = undefined;
+      const touches = (e: HistoryEntry) => e.committed && e.state !== undefined && e.state[p] !== undefined;
+      const newer = hist.slice(0, i).filter(touches);
+      const older = hist.slice(i).filter(touches);
+      let cursors: PartitionCursors | null = null;
+      if (existed.has(p)) {
+        if (older.length === 0) {
+          throw new ConfigError(
+            `the history no longer holds partition ${p}'s state after run ${hist[i]!.runId} of job "${this.job}"; raise bookmark.historySize to keep more runs`,
+          );
+        }
+        cursors = normalizeCursors(older[0]!.state![p] as unknown as Record<string, unknown>);
+      }
+      plan.push({ p, cursors, newer, older });
+      for (const e of [...newer, ...(cursors ? older : [])]) if (asArray(e.delta).includes(p)) want.push(`${e.runId}|${p}`);
+    }
+    const blobs = await this.deltaBlobs(want);
+    if (plan.length) {
+      const pipe = this.r.pipeline();
+      for (const { p } of plan) pipe.hmget(this.k.meta(p), "wm", "floor");
+      const res = (await pipe.exec())!;
+      plan.forEach(({ p }, j) => {
+        const [wm, floor] = res[j]![1] as (string | null)[];
+        current.set(p, normalizeCursors({ wm, floor }));
+      });
+    }
+    for (const { p, cursors, newer, older } of plan) {
+      const remove = Buffer.concat(newer.map((e) => blobs.get(`${e.runId}|${p}`) ?? Buffer.alloc(0)));
+      if (!cursors) {
+        target.set(p, { cursors: null, edge: null, remove, add: Buffer.alloc(0) });
         continue;
       }
-      const snap = hist.slice(i).find((e) => e.committed && e.state && e.state[p] !== undefined);
-      if (!snap) {
-        throw new ConfigError(
-          `the history no longer holds partition ${p}'s state after run ${hist[i]!.runId} of job "${this.job}"; raise bookmark.historySize to keep more runs`,
-        );
+      const edge = bandFloor({ wm: cursors.wm, bandMs, floor: cursors.floor });
+      const add: Buffer[] = [];
+      for (const e of older) {
+        const b = blobs.get(`${e.runId}|${p}`);
+        if (!b) continue;
+        for (let o = 0; o + ENTRY_BYTES <= b.length; o += ENTRY_BYTES)
+          if (entryTime(b, o) >= edge) add.push(b.subarray(o, o + ENTRY_BYTES));
       }
-      out[p] = normalizeState({ [p]: snap.state![p] })[p];
+      const now = current.get(p)!;
+      if (trimmed && bandFloor({ wm: now.wm, bandMs, floor: now.floor }) > edge) incomplete.push(p);
+      target.set(p, { cursors, edge: Number.isFinite(edge) ? edge : null, remove, add: Buffer.concat(add) });
     }
-    return out as BookmarkState & Record<string, PartitionState | undefined>;
+    return { target, incomplete };
   }
 
   /** Partitions that committed runs after history index `i` (newer ones) touched, up to index `j`. */
@@ -395,51 +489,93 @@ export class BookmarkStore {
 
   /**
    * For `pause --from A --to B`: the states after A and after B of every partition that changed in
-   * between (others hold nothing to replay).
+   * between (others hold nothing to replay), rebuilt in memory from the current band and the
+   * history deltas. (This holds those partitions' bands in memory, unlike a normal run.)
    */
   async rangeStates(
     from: string,
     to: string,
-  ): Promise<{ partitions: string[]; a: Record<string, PartitionState | undefined>; b: Record<string, PartitionState | undefined> }> {
+    bandMs: number,
+  ): Promise<{
+    partitions: string[];
+    a: Record<string, PartitionState | undefined>;
+    b: Record<string, PartitionState | undefined>;
+    incomplete: string[];
+  }> {
     const hist = await this.history();
     const ia = this.findCommitted(hist, from);
     const ib = this.findCommitted(hist, to);
     if (ib > ia) throw new ConfigError(`--from ${from} is newer than --to ${to}; give the older run first`);
     const changed = [...this.touchedBetween(hist, ib, ia)].sort();
-    return { partitions: changed, a: this.stateAt(hist, ia, changed), b: this.stateAt(hist, ib, changed) };
+    const pa = await this.rebuildPlan(hist, ia, changed, bandMs);
+    const pb = await this.rebuildPlan(hist, ib, changed, bandMs);
+    const a: Record<string, PartitionState | undefined> = {};
+    const b: Record<string, PartitionState | undefined> = {};
+    for (const p of changed) {
+      const band = new BandSet();
+      band.addHash((await this.r.callBuffer("HGETALL", this.k.band(p))) as Buffer[]);
+      for (const [plan, out] of [
+        [pa, a],
+        [pb, b],
+      ] as const) {
+        const t = plan.target.get(p)!;
+        if (!t.cursors) {
+          out[p] = undefined;
+          continue;
+        }
+        const copy = new BandSet();
+        copy.merge(band, t.edge ?? Number.NEGATIVE_INFINITY);
+        copy.removeEntries(t.remove);
+        copy.addEntries(t.add);
+        out[p] = { ...t.cursors, band: copy };
+      }
+    }
+    return { partitions: changed, a, b, incomplete: [...new Set([...pa.incomplete, ...pb.incomplete])] };
   }
 
-  /** Restores the state after an earlier run (atomic; refused while a run is in progress). Output is not touched. */
-  async rewind(runId: string): Promise<number> {
+  /**
+   * Restores the state after an earlier run (atomic; refused while a run is in progress), rebuilt
+   * from the current state and the history deltas. Output is not touched. `incomplete`: partitions
+   * where runs trimmed off the history may have committed files that will be taken again.
+   */
+  async rewind(runId: string, bandMs: number): Promise<{ version: number; incomplete: string[] }> {
     const hist = await this.history();
     const i = this.findCommitted(hist, runId);
     // Only partitions that later runs changed need restoring (or deleting, if they are newer).
-    const changed = this.touchedBetween(hist, 0, i);
-    const target = this.stateAt(hist, i, changed);
-    return this.restore(target, runId, [...changed]);
+    const changed = [...this.touchedBetween(hist, 0, i)].sort();
+    const { target, incomplete } = await this.rebuildPlan(hist, i, changed, bandMs);
+    return { version: await this.restore(target, runId), incomplete };
   }
 
   /** Deletes every piece of the job's bookmark state, history and dead letters, in one atomic step (refused while a run is in progress). */
   async reset(): Promise<void> {
-    await this.restore(null, "", await this.partitions());
+    const target = new Map((await this.partitions()).map((p) => [p, null] as const));
+    await this.restore(target, "");
   }
 
-  /** Sets the given partitions to `target` (deleting those it lacks), atomically. `null`: a reset. */
+  /** Sets the given partitions to their targets (deleting those without cursors), atomically. A `null` target everywhere with lastRunId "": a reset. */
   private async restore(
-    target: Record<string, PartitionState | undefined> | null,
+    target: Map<string, { cursors: PartitionCursors | null; edge: number | null; remove: Buffer; add: Buffer } | null>,
     lastRunId: string,
-    partitions: string[],
   ): Promise<number> {
-    const pids = [...partitions].sort();
-    const keys = [this.k.jobMeta, this.k.parts, this.k.active, this.k.history, this.k.failures, this.k.deadLetters, this.k.skipped];
-    for (const p of pids) keys.push(this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p));
-    const res = await this.r.trancheRestoreState(
-      keys.length,
-      ...keys,
-      lastRunId,
-      target ? JSON.stringify(Object.fromEntries(Object.entries(target).filter(([, v]) => v !== undefined))) : "",
-      ...pids,
-    );
+    const pids = [...target.keys()].sort();
+    const keys = [
+      this.k.jobMeta,
+      this.k.parts,
+      this.k.active,
+      this.k.history,
+      this.k.failures,
+      this.k.deadLetters,
+      this.k.skipped,
+      this.k.deltas,
+    ];
+    const argv: (string | Buffer)[] = [lastRunId, lastRunId === "" ? "reset" : "rewind"];
+    for (const p of pids) {
+      keys.push(this.k.meta(p), this.k.band(p), this.k.bandIndex(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p));
+      const t = target.get(p);
+      argv.push(p, t?.cursors ? JSON.stringify({ ...t.cursors, edge: t.edge }) : "", t?.remove ?? "", t?.add ?? "");
+    }
+    const res = await this.r.trancheRestoreState(keys.length, ...keys, ...argv);
     if (Number(res[0]) !== 1) throw new RunInProgressError(this.job, res.slice(1).map(String));
     return Number(res[1]);
   }
@@ -453,7 +589,6 @@ export class BookmarkStore {
     const pipe = this.r.pipeline();
     for (const p of parts) {
       pipe.hgetall(this.k.meta(p));
-      pipe.zcard(this.k.done(p));
       pipe.zcard(this.k.lease(p));
     }
     const res = parts.length ? (await pipe.exec())! : [];
@@ -463,14 +598,14 @@ export class BookmarkStore {
       runs: Number(jm.runs ?? 0),
       lastRunId: jm.lastRunId ?? null,
       partitions: parts.map((p, i) => {
-        const m = res[3 * i]![1] as Record<string, string>;
+        const m = res[2 * i]![1] as Record<string, string>;
         return {
           partition: p,
           wm: num(m.wm),
           hwm: num(m.hwm),
           floor: num(m.floor),
-          bandFiles: Number(res[3 * i + 1]![1]),
-          leased: Number(res[3 * i + 2]![1]),
+          bandFiles: Number(m.bandn ?? 0),
+          leased: Number(res[2 * i + 1]![1]),
           files: Number(m.files ?? 0),
           lastRunId: m.lastRunId ?? null,
           updatedAt: num(m.updatedAt),
@@ -479,13 +614,18 @@ export class BookmarkStore {
     };
   }
 
-  /** Every key of this job's bookmark state (for MEMORY USAGE and reset). */
+  /** Every key of this job's bookmark state (for MEMORY USAGE); the history and its deltas are {@link historyKeys}. */
   async stateKeys(): Promise<string[]> {
     const parts = await this.partitions();
     return [
       this.k.parts,
       this.k.jobMeta,
-      ...parts.flatMap((p) => [this.k.meta(p), this.k.done(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)]),
+      ...parts.flatMap((p) => [this.k.meta(p), this.k.band(p), this.k.bandIndex(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)]),
     ];
+  }
+
+  /** The history's keys: run summaries and the band entries each committed run added. */
+  historyKeys(): string[] {
+    return [this.k.history, this.k.deltas];
   }
 }

@@ -89,10 +89,15 @@ export async function bookmarkChangeCommand(
         `bookmark of job ${jobName} reset: the next run starts over; dead letters were forgotten (output was not touched)\n`,
       );
     } else {
-      const version = await store.rewind(opts.toRun!);
+      const { version, incomplete } = await store.rewind(opts.toRun!, getJob(cfg, jobName).bookmark.maxBand * 1000);
       process.stdout.write(
-        `bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}); output was not touched\n`,
+        `bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}), rebuilt from the current state and the history's deltas; output was not touched\n`,
       );
+      if (incomplete.length) {
+        process.stdout.write(
+          `warning: runs older than the history keeps (bookmark.historySize) committed files in partition${incomplete.length > 1 ? "s" : ""} ${incomplete.join(", ")} whose band entries pruning has dropped since; the next run may take those files again (duplicates, never losses)\n`,
+        );
+      }
     }
   } finally {
     await conn.close();

@@ -10,12 +10,18 @@ export interface PlanInput {
   exclusions: readonly string[];
   bound: Bound;
   /**
-   * Returns the test "is this file unprocessed?" for one partition (from its bookmark); called once
-   * per partition seen.
+   * Which of one listing page's files are unprocessed (from the bookmark); called once per page,
+   * so the bookmark is asked in batches and never loaded whole.
    */
-  isNew(partition: string): Promise<(file: { key: string; lastModified: number }) => boolean>;
+  newIn(files: readonly PageFile[]): Promise<boolean[]>;
   /** Called after each listed page. */
   onPage?(listed: number): void;
+}
+
+export interface PageFile {
+  key: string;
+  lastModified: number;
+  partition: string;
 }
 
 export interface Plan {
@@ -35,17 +41,18 @@ export interface Plan {
 
 /**
  * Plans one run: streams the listing page by page, keeps only unprocessed files, and selects the
- * oldest ones within the bound. Memory holds the selection, one bookmark view per partition, and
- * one page: never the whole listing.
+ * oldest ones within the bound. Memory holds the selection, the partitions' cursors and leases,
+ * and one page: never the whole listing, nor the bookmark's band.
  */
 export async function planRun(input: PlanInput): Promise<Plan> {
   const selector = new BoundedSelector<PlannedFile>(input.bound);
   const excluded = compileExclusions(input.exclusions);
-  const views = new Map<string, (file: { key: string; lastModified: number }) => boolean>();
   const partitionValues = new Map<string, Record<string, string>>();
   let listed = 0;
   let excludedCount = 0;
+  const seen = new Map<string, Record<string, string>>();
   for await (const page of input.source.list()) {
+    const kept: PlannedFile[] = [];
     for (const obj of page) {
       listed++;
       if (excluded(obj.key)) {
@@ -53,21 +60,15 @@ export async function planRun(input: PlanInput): Promise<Plan> {
         continue;
       }
       const p = parsePartition(obj.key, input.partitionKeys);
-      let view = views.get(p.id);
-      if (!view) {
-        view = await input.isNew(p.id);
-        views.set(p.id, view);
-        partitionValues.set(p.id, p.values);
-      }
-      if (view(obj)) {
-        selector.offer({ key: obj.key, size: obj.size, lastModified: obj.lastModified, etag: obj.etag, partition: p.id });
-      }
+      if (!seen.has(p.id)) seen.set(p.id, p.values);
+      kept.push({ key: obj.key, size: obj.size, lastModified: obj.lastModified, etag: obj.etag, partition: p.id });
     }
+    const fresh = await input.newIn(kept);
+    kept.forEach((f, i) => fresh[i] && selector.offer(f));
     input.onPage?.(listed);
   }
   const r = selector.result();
-  const used = new Set(r.selected.map((f) => f.partition));
-  for (const id of [...partitionValues.keys()]) if (!used.has(id)) partitionValues.delete(id);
+  for (const f of r.selected) if (!partitionValues.has(f.partition)) partitionValues.set(f.partition, seen.get(f.partition)!);
   return {
     ...r,
     oldestUnprocessed: selector.oldest?.lastModified ?? null,

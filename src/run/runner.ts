@@ -251,7 +251,7 @@ async function planStep(
     partitionKeys: job.source.partitionKeys,
     exclusions: job.source.exclusions,
     bound: r.bound,
-    isNew: await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale),
+    newIn: await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log),
     onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
   });
   const labels = { [JOB_LABEL]: o.job };

@@ -1,12 +1,30 @@
 import type { BookmarkMode } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
-import type { BookmarkStore, PartitionState } from "../bookmark/store.js";
-import { classify, covers } from "../bookmark/rules.js";
+import type { BookmarkStore } from "../bookmark/store.js";
+import type { PartitionView } from "../bookmark/rules.js";
+import { covers } from "../bookmark/rules.js";
+import type { PageFile } from "../planner/plan.js";
+import type { Logger } from "../log.js";
+
+/** Which of one listing page's files a run takes. */
+export type NewFilter = (files: readonly PageFile[]) => Promise<boolean[]>;
+
+/** Indices of a page's files, per partition. */
+function byPartition(files: readonly PageFile[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  files.forEach((f, i) => {
+    const l = out.get(f.partition);
+    if (l) l.push(i);
+    else out.set(f.partition, [i]);
+  });
+  return out;
+}
 
 /**
- * Which listed files a run takes, per partition. `enable` and `pause`: what the bookmark does not
- * cover (and no other live run holds). `disable`: everything. `pause` with `from`/`to`: what the
- * state after run `to` covers and the state after run `from` does not.
+ * Which listed files a run takes, page by page. `enable` and `pause`: what the bookmark does not
+ * cover (and no other live run holds); the band is asked one page at a time. `disable`:
+ * everything. `pause` with `from`/`to`: what the state after run `to` covers and the state after
+ * run `from` does not (rebuilt from the history deltas).
  */
 export async function selectionRule(
   store: BookmarkStore,
@@ -17,32 +35,42 @@ export async function selectionRule(
   to: string | undefined,
   /** Filled with each partition's leases of ended runs on files the listing did not show (yet). */
   unseenStale: Map<string, Map<string, string>>,
-): Promise<(partition: string) => Promise<(f: { key: string; lastModified: number }) => boolean>> {
+  log?: Logger,
+): Promise<NewFilter> {
   if ((from === undefined) !== (to === undefined)) {
     throw new ConfigError(`--from and --to go together: give both run ids or neither (got ${from ? `--from ${from}` : `--to ${to}`})`);
   }
   if (from !== undefined && mode !== "pause") {
     throw new ConfigError(`--from/--to need bookmark mode pause (got ${mode}); add --bookmark pause`);
   }
-  if (mode === "disable") return async () => () => true;
+  if (mode === "disable") return async (files) => files.map(() => true);
   if (from !== undefined && to !== undefined) {
-    const r = await store.rangeStates(from, to);
+    const r = await store.rangeStates(from, to, bandMs);
+    if (r.incomplete.length) {
+      log?.warn("the history no longer holds every run these partitions' bands were built from: files of trimmed runs may be taken again", {
+        partitions: r.incomplete,
+      });
+    }
     const changed = new Set(r.partitions);
-    const asView = (v: PartitionState | undefined) => (v ? { wm: v.wm, floor: v.floor, band: new Map(v.band) } : undefined);
-    return async (p) => {
-      if (!changed.has(p)) return () => false;
-      const a = asView(r.a[p]);
-      const b = asView(r.b[p]);
-      return (f) => covers(b, bandMs, f) && !covers(a, bandMs, f);
-    };
+    return async (files) =>
+      files.map((f) => changed.has(f.partition) && covers(r.b[f.partition], bandMs, f) && !covers(r.a[f.partition], bandMs, f));
   }
-  return async (p) => {
-    const view = await store.loadView(p, bandMs);
-    const unseen = new Map(view.staleLeases);
-    if (unseen.size) unseenStale.set(p, unseen);
-    return (f) => {
-      unseen.delete(f.key);
-      return classify(view, f, runId) === "new";
-    };
+  const views = new Map<string, PartitionView>();
+  return async (files) => {
+    const out = files.map(() => false);
+    for (const [p, idx] of byPartition(files)) {
+      let view = views.get(p);
+      if (!view) {
+        view = await store.loadView(p, bandMs);
+        views.set(p, view);
+        if (view.staleLeases?.size) unseenStale.set(p, new Map(view.staleLeases));
+      }
+      const unseen = unseenStale.get(p);
+      const page = idx.map((i) => files[i]!);
+      if (unseen) for (const f of page) unseen.delete(f.key);
+      const fresh = await store.newFiles(p, view, page, runId);
+      idx.forEach((i, j) => (out[i] = fresh[j]!));
+    }
+    return out;
   };
 }

@@ -13,7 +13,7 @@ export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkSt
     partitionKeys: j.source.partitionKeys,
     exclusions: j.source.exclusions,
     bound: { kind: "files", limit: 1 },
-    isNew: await selectionRule(store, "enable", "status", bandMs, undefined, undefined, new Map()),
+    newIn: await selectionRule(store, "enable", "status", bandMs, undefined, undefined, new Map()),
   });
   return {
     files: plan.files + plan.remainingFiles,

@@ -9,17 +9,23 @@
     KEYS[5] failures    hash   (deleted by a reset)
     KEYS[6] deadletters hash   (deleted by a reset)
     KEYS[7] skipped     hash   (deleted by a reset)
-    then 5 keys per partition (meta, done, lease, leaserun, retry): every partition that has
-    state now or in the target
+    KEYS[8] deltas      hash   (deleted by a reset)
+    then 6 keys per partition (meta, band, bidx, lease, leaserun, retry)
     ARGV[1] lastRunId   ("" for a reset)
-    ARGV[2] targetJson  `{pid: {wm, hwm, floor, files, band: [[key, lm], ...]}}`, or "" for a reset
-    ARGV[3..] the partition ids
+    ARGV[2] mode        'reset' or 'rewind'
+    ARGV[3..] 4 per partition: id, target meta JSON {wm, hwm, floor, files, edge} ('' deletes the
+            partition), band entries to remove, band entries to add (concatenated 15-byte
+            entries, see includes/band.lua)
   Output: {1, version} or {0, running run ids...}.
-  The epoch goes up (it survives a reset), so that a run started before cannot commit after.
+  A rewind rebuilds each partition from its current state: the entries later runs added go, the
+  entries of earlier runs that pruning dropped since come back, the cursors are the target's,
+  and leases go (no run is in progress). The epoch goes up (it survives a reset), so that a run
+  started before cannot commit after.
 ]]
 -- @include redis-now
+-- @include band
 local jobmeta, parts, active = KEYS[1], KEYS[2], KEYS[3]
-local lastRunId, targetJson = ARGV[1], ARGV[2]
+local lastRunId, mode = ARGV[1], ARGV[2]
 local now = redisNowMs()
 local running = redis.call('ZRANGEBYSCORE', active, '(' .. now, '+inf')
 if #running > 0 then
@@ -28,29 +34,44 @@ if #running > 0 then
   return out
 end
 local epoch = tonumber(redis.call('HGET', jobmeta, 'epoch') or '0') + 1
-local target = {}
-if targetJson ~= '' then target = cjson.decode(targetJson) end
-for i = 3, #ARGV do
-  local pid = ARGV[i]
-  local base = 7 + (i - 3) * 5
-  local meta, done, lease, leaserun, retry = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5]
-  redis.call('DEL', meta, done, lease, leaserun)
-  if targetJson == '' then redis.call('DEL', retry) end
-  local t = target[pid]
-  if t then
-    local fields = {'updatedAt', now}
+local nParts = (#ARGV - 2) / 4
+for i = 1, nParts do
+  local a = 2 + (i - 1) * 4
+  local pid, targetJson, remove, add = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local base = 8 + (i - 1) * 6
+  local meta, band, bidx, lease, leaserun, retry = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6]
+  redis.call('DEL', lease, leaserun)
+  if mode == 'reset' then redis.call('DEL', retry) end
+  if targetJson == '' then
+    redis.call('DEL', meta, band, bidx)
+    redis.call('SREM', parts, pid)
+  else
+    local t = cjson.decode(targetJson)
+    for j = 1, #remove, 15 do bandRemove(band, meta, string.sub(remove, j, j + 14)) end
+    local groups = {}
+    for j = 1, #add, 15 do
+      local f = string.sub(add, j, j + 4)
+      local g = groups[f]
+      if not g then g = {}; groups[f] = g end
+      g[#g + 1] = string.sub(add, j + 5, j + 14)
+    end
+    bandAppend(band, bidx, meta, groups)
+    local fields = {'updatedAt', now, 'lastRunId', lastRunId}
     for _, f in ipairs({'wm', 'hwm', 'floor', 'files'}) do
-      if t[f] ~= nil and t[f] ~= cjson.null then fields[#fields + 1] = f; fields[#fields + 1] = string.format('%d', tonumber(t[f])) end
+      if t[f] ~= nil and t[f] ~= cjson.null then
+        fields[#fields + 1] = f
+        fields[#fields + 1] = string.format('%d', tonumber(t[f]))
+      else
+        redis.call('HDEL', meta, f)
+      end
     end
     redis.call('HSET', meta, unpack(fields))
-    for _, e in ipairs(t.band or {}) do redis.call('ZADD', done, e[2], e[1]) end
+    if t.edge ~= nil and t.edge ~= cjson.null then bandPrune(band, bidx, meta, tonumber(t.edge)) end
     redis.call('SADD', parts, pid)
-  else
-    redis.call('SREM', parts, pid)
   end
 end
-if targetJson == '' then
-  redis.call('DEL', jobmeta, parts, KEYS[4], KEYS[5], KEYS[6], KEYS[7])
+if mode == 'reset' then
+  redis.call('DEL', jobmeta, parts, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
   redis.call('HSET', jobmeta, 'epoch', epoch)
   return {1, 0}
 end

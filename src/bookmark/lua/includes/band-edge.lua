@@ -9,8 +9,3 @@ local function bandEdge(meta, bandMs)
   return edge
 end
 
--- Whether the band holds a file at its last-modified time or later ("done at or after").
-local function doneAtOrAfter(done, key, lm)
-  local at = redis.call('ZSCORE', done, key)
-  return at and tonumber(at) >= lm
-end

@@ -4,14 +4,15 @@
     KEYS[1] lease       zset: leased key -> last-modified (holds the watermark below it)
     KEYS[2] leaserun    hash: leased key -> owner run id
     KEYS[3] active      zset: run id -> slot expiry
-    KEYS[4] done        zset: the band (committed key -> last-modified)
+    KEYS[4] band        hash: the compact band (see includes/band.lua)
     KEYS[5] meta        hash: the partition's wm, hwm, floor, ...
     KEYS[6] leasedparts set: the partitions this run leased in
     KEYS[7] retry       hash: dead letters put back (key -> last-modified), taken whatever the band says
+    KEYS[8] runleased   set: the keys this run leased in this partition (its commit drops exactly these)
     ARGV[1] runId
     ARGV[2] bandMs
     ARGV[3] partitionId
-    ARGV[4] ttlSeconds  of leasedparts
+    ARGV[4] ttlSeconds  of leasedparts and runleased
     ARGV[5..] key, lastModified pairs
   Output: the keys leased.
   A file is skipped when another live run holds it, when the band holds it at that time or later,
@@ -21,7 +22,8 @@
 ]]
 -- @include redis-now
 -- @include band-edge
-local lease, leaserun, active, done, meta, leasedparts, retry = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+-- @include band
+local lease, leaserun, active, band, meta, leasedparts, retry, runleased = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local runId, bandMs = ARGV[1], tonumber(ARGV[2])
 local now = redisNowMs()
 local edge = bandEdge(meta, bandMs)
@@ -30,7 +32,7 @@ for i = 5, #ARGV, 2 do
   local k = ARGV[i]
   local lm = tonumber(ARGV[i + 1])
   local retried = redis.call('HEXISTS', retry, k) == 1
-  if retried or (lm >= edge and not doneAtOrAfter(done, k, lm)) then
+  if retried or (lm >= edge and not bandHolds(band, k, lm)) then
     local owner = redis.call('HGET', leaserun, k)
     local free = (not owner) or owner == runId
     if not free then
@@ -40,6 +42,7 @@ for i = 5, #ARGV, 2 do
     if free then
       redis.call('ZADD', lease, lm, k)
       redis.call('HSET', leaserun, k, runId)
+      redis.call('SADD', runleased, k)
       taken[#taken + 1] = k
     end
   end
@@ -47,5 +50,6 @@ end
 if #taken > 0 then
   redis.call('SADD', leasedparts, ARGV[3])
   redis.call('EXPIRE', leasedparts, tonumber(ARGV[4]))
+  redis.call('EXPIRE', runleased, tonumber(ARGV[4]))
 end
 return taken

@@ -1,0 +1,144 @@
+-- The compact band (state format 2); the TypeScript side of the same layout is src/bookmark/band.ts.
+-- band hash: 5-byte field (u32 second + bucket 0..31 of the key hash) -> concatenated 10-byte
+-- records (8-byte SHA-1 prefix of the key + u16 millisecond); 4-byte field (the second) -> its
+-- record count. bidx zset: second -> second (pruning by score). meta 'bandn': records in the band.
+local function u32(n)
+  return string.char(math.floor(n / 16777216) % 256, math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+end
+
+local function fromU32(s)
+  local a, b, c, d = string.byte(s, 1, 4)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+
+-- A file's field, record, hash and millisecond.
+local function entryOf(key, lm)
+  local hex = redis.sha1hex(key)
+  local bytes = {}
+  for i = 1, 8 do bytes[i] = tonumber(string.sub(hex, 2 * i - 1, 2 * i), 16) end
+  local h = string.char(unpack(bytes))
+  local sec = math.floor(lm / 1000)
+  local ms = lm - sec * 1000
+  return u32(sec) .. string.char(math.floor(bytes[1] / 8)), h .. string.char(math.floor(ms / 256), ms % 256), h, ms
+end
+
+-- The time (ms) of a 15-byte entry (field .. record).
+local function entryTime(e)
+  local a, b = string.byte(e, 14, 15)
+  return fromU32(string.sub(e, 1, 4)) * 1000 + a * 256 + b
+end
+
+-- Whether a field's records hold hash h at millisecond ms or later.
+local function recordsHold(v, h, ms)
+  if not v then return false end
+  local i = string.find(v, h, 1, true)
+  while i do
+    if (i - 1) % 10 == 0 then
+      local a, b = string.byte(v, i + 8, i + 9)
+      if a * 256 + b >= ms then return true end
+    end
+    i = string.find(v, h, i + 1, true)
+  end
+  return false
+end
+
+-- Whether the band holds a file at its last-modified time or later (within that second).
+local function bandHolds(band, key, lm)
+  local f, _, h, ms = entryOf(key, lm)
+  return recordsHold(redis.call('HGET', band, f), h, ms)
+end
+
+-- Adds entries grouped by field ({field = {records...}}), skipping records the band already
+-- holds; one HGET and one HSET per field. Returns the entries added (field .. record each) and
+-- their count; updates the per-second counts, the seconds index and meta 'bandn'.
+local function bandAppend(band, bidx, meta, groups)
+  local added, n = {}, 0
+  local perSecond = {}
+  for f, recs in pairs(groups) do
+    local v = redis.call('HGET', band, f) or ''
+    local add = {}
+    for _, r in ipairs(recs) do
+      local h = string.sub(r, 1, 8)
+      local a, b = string.byte(r, 9, 10)
+      if not recordsHold(v, h, a * 256 + b) and not recordsHold(table.concat(add), h, a * 256 + b) then
+        add[#add + 1] = r
+        added[#added + 1] = f .. r
+      end
+    end
+    if #add > 0 then
+      redis.call('HSET', band, f, v .. table.concat(add))
+      local s = string.sub(f, 1, 4)
+      perSecond[s] = (perSecond[s] or 0) + #add
+      n = n + #add
+    end
+  end
+  for s, c in pairs(perSecond) do
+    redis.call('HINCRBY', band, s, c)
+    local sec = fromU32(s)
+    redis.call('ZADD', bidx, sec, sec)
+  end
+  if n > 0 then redis.call('HINCRBY', meta, 'bandn', n) end
+  return added, n
+end
+
+-- Removes one record (field .. record) from the band when present; returns 1 when removed.
+local function bandRemove(band, meta, e)
+  local f, r = string.sub(e, 1, 5), string.sub(e, 6, 15)
+  local v = redis.call('HGET', band, f)
+  if not v then return 0 end
+  local i = string.find(v, r, 1, true)
+  while i and (i - 1) % 10 ~= 0 do i = string.find(v, r, i + 1, true) end
+  if not i then return 0 end
+  v = string.sub(v, 1, i - 1) .. string.sub(v, i + 10)
+  if v == '' then redis.call('HDEL', band, f) else redis.call('HSET', band, f, v) end
+  local s = string.sub(f, 1, 4)
+  if redis.call('HINCRBY', band, s, -1) <= 0 then redis.call('HDEL', band, s) end
+  redis.call('HINCRBY', meta, 'bandn', -1)
+  return 1
+end
+
+-- Drops every record of one second; returns how many there were.
+local function dropSecond(band, sec)
+  local s = u32(sec)
+  local n = tonumber(redis.call('HGET', band, s) or '0')
+  local fields = {s}
+  for b = 0, 31 do fields[#fields + 1] = s .. string.char(b) end
+  redis.call('HDEL', band, unpack(fields))
+  return n
+end
+
+-- Prunes the seconds wholly below edgeMs (by score: only what falls out is touched).
+local function bandPrune(band, bidx, meta, edgeMs)
+  local edgeSec = math.floor(edgeMs / 1000)
+  local secs = redis.call('ZRANGEBYSCORE', bidx, '-inf', '(' .. edgeSec)
+  if #secs == 0 then return 0 end
+  local removed = 0
+  for _, s in ipairs(secs) do removed = removed + dropSecond(band, tonumber(s)) end
+  redis.call('ZREMRANGEBYSCORE', bidx, '-inf', '(' .. edgeSec)
+  redis.call('HINCRBY', meta, 'bandn', -removed)
+  return removed
+end
+
+-- Keeps the band at most `cap` records: drops its oldest seconds and raises the floor to the
+-- start of the oldest second kept, never past the oldest lease (ml) nor past the watermark (the
+-- newest second always stays, so a late file above the watermark is never below the floor).
+-- Files of one second are never split. Returns the new floor or nil.
+local function bandCap(band, bidx, meta, cap, ml, wm)
+  local n = tonumber(redis.call('HGET', meta, 'bandn') or '0')
+  local floor = nil
+  while n > cap do
+    local first = redis.call('ZRANGE', bidx, 0, 0)
+    if #first == 0 then break end
+    local s = tonumber(first[1])
+    local cut = (s + 1) * 1000
+    if ml and ml < cut then break end
+    if cut > wm + 1 then break end
+    n = n - dropSecond(band, s)
+    redis.call('ZREM', bidx, first[1])
+    floor = cut
+  end
+  if floor then
+    redis.call('HSET', meta, 'bandn', n, 'floor', string.format('%d', floor))
+  end
+  return floor
+end
