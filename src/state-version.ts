@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from "ioredis";
 import { keys, stateKey } from "./bookmark/keys.js";
+import { bandEntry, BandSet, ENTRY_BYTES } from "./bookmark/band.js";
 import { TrancheError } from "./errors.js";
 
 /**
@@ -7,8 +8,11 @@ import { TrancheError } from "./errors.js";
  * to touch it (E_STATE_VERSION) instead of corrupting it; `tranche migrate` upgrades it.
  *   0: before versioning (dead letters in a capped list).
  *   1: dead letters and skipped files in hashes; per-partition retry lists.
+ *   2: the compact band (a hash of 10-byte records, see src/bookmark/band.ts) instead of a sorted
+ *      set of keys; history entries hold deltas (the band entries a run added, in a hash) instead
+ *      of band snapshots; each run's leases listed per partition.
  */
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
 
 /** The state written by another version of tranche. Exit code 7. */
 export class StateVersionError extends TrancheError {
@@ -81,6 +85,68 @@ const STEPS: Record<number, Step> = {
       await m.exec();
     }
     return `dead letters moved to hashes (${moved} records)`;
+  },
+  // 1 → 2: each partition's band (a sorted set of keys, "done") becomes the compact band; band
+  // snapshots in the history become deltas (what each run added over the snapshot before it).
+  1: async (redis, prefix, jobs) => {
+    let files = 0;
+    let entries = 0;
+    for (const j of jobs) {
+      const k = keys(prefix, j);
+      for (const p of await redis.smembers(k.parts)) {
+        const done = `${prefix}:bm:${j}:p:${p}:done`;
+        const flat = await redis.zrange(done, 0, -1, "WITHSCORES");
+        const groups = new Map<string, Buffer[]>();
+        const seconds = new Map<number, number>();
+        for (let i = 0; i < flat.length; i += 2) {
+          const e = bandEntry(flat[i]!, Number(flat[i + 1]));
+          const f = e.field.toString("latin1");
+          groups.set(f, [...(groups.get(f) ?? []), e.record]);
+          const sec = e.field.readUInt32BE(0);
+          seconds.set(sec, (seconds.get(sec) ?? 0) + 1);
+        }
+        const m = redis.multi().del(k.band(p), k.bandIndex(p));
+        for (const [f, recs] of groups) m.hset(k.band(p), Buffer.from(f, "latin1"), Buffer.concat(recs));
+        for (const [sec, n] of seconds) {
+          const s4 = Buffer.alloc(4);
+          s4.writeUInt32BE(sec, 0);
+          m.hset(k.band(p), s4, n).zadd(k.bandIndex(p), sec, String(sec));
+        }
+        m.hset(k.meta(p), "bandn", flat.length / 2).del(done);
+        await m.exec();
+        files += flat.length / 2;
+      }
+      // History: oldest first, each committed snapshot of a partition minus the one before it.
+      const hist = (await redis.lrange(k.history, 0, -1)).map((h) => JSON.parse(h) as Record<string, unknown>);
+      const prev = new Map<string, BandSet>();
+      const m = redis.multi().del(k.history);
+      for (const e of [...hist].reverse()) {
+        const state = (e.state ?? {}) as Record<string, { band?: [string, number][] } & Record<string, unknown>>;
+        const delta: string[] = [];
+        for (const [p, st] of Object.entries(state)) {
+          const before = prev.get(p) ?? new BandSet();
+          const after = new BandSet();
+          const added: Buffer[] = [];
+          for (const [key, lm] of Array.isArray(st.band) ? st.band : []) {
+            const en = bandEntry(key, Number(lm));
+            const blob = Buffer.concat([en.field, en.record]);
+            after.addEntries(blob);
+            if (!before.holds(key, Number(lm))) added.push(blob);
+          }
+          prev.set(p, after);
+          delete st.band;
+          if (added.length && e.committed === true) {
+            m.hset(k.deltas, `${String(e.runId)}|${p}`, Buffer.concat(added));
+            delta.push(p);
+            entries += added.length;
+          }
+        }
+        e.delta = delta;
+        m.lpush(k.history, JSON.stringify(e));
+      }
+      await m.exec();
+    }
+    return `bands converted to the compact form (${files} files), history snapshots to deltas (${entries} entries of ${ENTRY_BYTES} bytes)`;
   },
 };
 

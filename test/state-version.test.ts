@@ -5,7 +5,8 @@ import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { stateKey } from "../src/bookmark/keys.js";
-import { STATE_VERSION } from "../src/state-version.js";
+import { migrateState, STATE_VERSION } from "../src/state-version.js";
+import { BookmarkStore } from "../src/bookmark/store.js";
 import { cli, writeConfig } from "./helpers/cli.js";
 import { writeInput } from "./helpers/files.js";
 import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
@@ -59,5 +60,53 @@ describe("state format version", () => {
     const newer = await cli(["run", "events", "-c", config]);
     expect([newer.code, newer.stderr]).toEqual([7, expect.stringMatching(/written by a newer tranche.*upgrade/)]);
     await redis.hset(stateKey(prefix), "version", String(STATE_VERSION));
+  });
+
+  it("format 1 → 2: the band's sorted set becomes the compact band and history snapshots become deltas; rewind works after", async () => {
+    const p1 = uniquePrefix("stver1");
+    try {
+      const bm = `${p1}:bm:j`;
+      // Format 1: two committed runs; r2 added b and c to the band of partition _.
+      await redis.hset(stateKey(p1), "version", "1");
+      await redis.sadd(`${bm}:parts`, "_");
+      await redis.hset(`${bm}:meta`, "version", "2", "runs", "2", "lastRunId", "r2");
+      await redis.hset(`${bm}:p:_:meta`, "wm", "3000", "hwm", "3000", "files", "3");
+      await redis.zadd(`${bm}:p:_:done`, 1000, "a", 2000, "b", 3000, "c");
+      const snap = (band: [string, number][], wm: number, files: number) => ({ _: { wm: String(wm), hwm: String(wm), files, band } });
+      const entry = (runId: string, version: number, state: object) =>
+        JSON.stringify({ runId, job: "j", status: "succeeded", mode: "enable", committed: true, version, state, parts: ["_"] });
+      await redis.lpush(`${p1}:runs:j:history`, entry("r1", 1, snap([["a", 1000]], 1000, 1)));
+      await redis.lpush(
+        `${p1}:runs:j:history`,
+        entry(
+          "r2",
+          2,
+          snap(
+            [
+              ["a", 1000],
+              ["b", 2000],
+              ["c", 3000],
+            ],
+            3000,
+            3,
+          ),
+        ),
+      );
+      expect(await migrateState(redis, p1, ["j"])).toEqual([expect.stringMatching(/format 1 → 2: .*3 files.*3 entries/)]);
+      expect(await redis.exists(`${bm}:p:_:done`)).toBe(0);
+      const store = new BookmarkStore(redis, p1, "j");
+      const files = [
+        { key: "a", lastModified: 1000 },
+        { key: "b", lastModified: 2000 },
+        { key: "c", lastModified: 3000 },
+      ];
+      expect(await store.bandHolds("_", files)).toEqual([true, true, true]);
+      expect((await store.history())[0]!.delta).toEqual(["_"]);
+      await store.rewind("r1", 900_000);
+      expect(await store.bandHolds("_", files)).toEqual([true, false, false]);
+      expect((await store.summary()).partitions[0]).toMatchObject({ wm: 1000, files: 1, bandFiles: 1 });
+    } finally {
+      await cleanPrefix(redis, p1);
+    }
   });
 });
