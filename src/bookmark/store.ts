@@ -337,6 +337,7 @@ export class BookmarkStore {
         this.k.stagedParts(args.runId),
         this.k.leasedParts(args.runId),
         this.k.deltas,
+        this.k.lexical,
       ];
       for (const p of touched)
         keys.push(
@@ -568,6 +569,7 @@ export class BookmarkStore {
       this.k.deadLetters,
       this.k.skipped,
       this.k.deltas,
+      this.k.lexical,
     ];
     const argv: (string | Buffer)[] = [lastRunId, lastRunId === "" ? "reset" : "rewind"];
     for (const p of pids) {
@@ -578,6 +580,51 @@ export class BookmarkStore {
     const res = await this.r.trancheRestoreState(keys.length, ...keys, ...argv);
     if (Number(res[0]) !== 1) throw new RunInProgressError(this.job, res.slice(1).map(String));
     return Number(res[1]);
+  }
+
+  /**
+   * The lexical listing's cursor: the greatest committed key whose run's files all lie below the
+   * band edge of every partition (settled), or null. Folds the settled candidates into that one.
+   */
+  async lexicalCursor(bandMs: number): Promise<string | null> {
+    const parts = await this.partitions();
+    if (parts.length === 0) return null;
+    const pipe = this.r.pipeline();
+    for (const p of parts) pipe.hmget(this.k.meta(p), "wm", "floor");
+    const res = (await pipe.exec())!;
+    let edge = Number.POSITIVE_INFINITY;
+    for (const [, v] of res) {
+      const c = normalizeCursors({ wm: (v as (string | null)[])[0], floor: (v as (string | null)[])[1] });
+      edge = Math.min(edge, bandFloor({ wm: c.wm, bandMs, floor: c.floor }));
+    }
+    if (!Number.isFinite(edge)) return null;
+    const settled = await this.r.zrangebyscore(this.k.lexical, "-inf", `(${edge}`, "WITHSCORES");
+    let best: string | null = null;
+    let bestAt = 0;
+    for (let i = 0; i < settled.length; i += 2) {
+      if (best === null || settled[i]! > best) {
+        best = settled[i]!;
+        bestAt = Number(settled[i + 1]);
+      }
+    }
+    if (best !== null && settled.length > 2) {
+      await this.r.multi().zremrangebyscore(this.k.lexical, "-inf", `(${edge}`).zadd(this.k.lexical, bestAt, best).exec();
+    }
+    return best;
+  }
+
+  /** Whether dead letters were put back for retry in any partition (a lexical listing must then list in full). */
+  async retryPending(): Promise<boolean> {
+    const parts = await this.partitions();
+    for (let i = 0; i < parts.length; i += 500) {
+      if ((await this.r.exists(...parts.slice(i, i + 500).map((p) => this.k.retry(p)))) > 0) return true;
+    }
+    return false;
+  }
+
+  /** The connection (for the few reads outside the bookmark proper: listing records). */
+  redisOf(): Redis | Cluster {
+    return this.r;
   }
 
   async partitions(): Promise<string[]> {

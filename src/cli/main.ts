@@ -86,6 +86,7 @@ program
   .description("backlog (files, bytes, oldest), bookmark summary, dead letters and last runs")
   .addOption(configOption())
   .option("--json", "print JSON")
+  .option("--fresh", "list the source now for the backlog (default: the figures the last run's listing left)")
   .action(async (job: string | undefined, o) => {
     await statusCommand(job, withConfig(o));
   });

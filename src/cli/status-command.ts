@@ -1,12 +1,36 @@
 import { getJob, loadConfig } from "../config/load.js";
 import { BookmarkStore } from "../bookmark/store.js";
 import { backlog } from "../run/status.js";
+import { lastListing } from "../run/listing-step.js";
+import type { TrancheConfig } from "../config/schema.js";
+
+/**
+ * The backlog as the last run's listing left it (no listing: `status` stays cheap on a big
+ * source), or listed now with `--fresh` or when no run has listed yet.
+ */
+async function currentBacklog(cfg: TrancheConfig, name: string, store: BookmarkStore, fresh: boolean) {
+  const last = fresh ? null : await lastListing(store);
+  if (last) {
+    return {
+      files: last.files,
+      bytes: last.bytes,
+      oldestUnprocessed: last.oldestUnprocessed,
+      listed: last.listed,
+      asOf: last.at,
+      asOfRun: last.runId,
+    };
+  }
+  return { ...(await backlog(cfg, name, store)), asOf: Date.now(), asOfRun: null as string | null };
+}
 import type { RunSummary } from "../run/summary.js";
 import { openConnections } from "./connect.js";
 import { formatBytes, formatDuration, plural } from "./render.js";
 
 /** `tranche status [job]`: backlog, bookmark summary, dead letters and last runs. */
-export async function statusCommand(jobName: string | undefined, opts: { config?: string; json?: boolean }): Promise<void> {
+export async function statusCommand(
+  jobName: string | undefined,
+  opts: { config?: string; json?: boolean; fresh?: boolean },
+): Promise<void> {
   const cfg = loadConfig(opts.config);
   const names = jobName ? [jobName] : Object.keys(cfg.jobs);
   for (const n of names) getJob(cfg, n);
@@ -16,7 +40,7 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
     for (const name of names) {
       const store = new BookmarkStore(conn.redis, cfg.prefix, name);
       const [b, bm, hist, live, dead] = await Promise.all([
-        backlog(cfg, name, store),
+        currentBacklog(cfg, name, store, opts.fresh === true),
         store.summary(),
         conn.redis.lrange(store.k.history, 0, 4),
         store.slots.live(),
@@ -44,7 +68,7 @@ export async function statusCommand(jobName: string | undefined, opts: { config?
       const committed = s.bookmark.partitions.reduce((a, p) => a + p.files, 0);
       process.stdout.write(
         `job ${s.job}\n` +
-          `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, ${oldest} (${plural(s.backlog.listed, "object")} listed)\n` +
+          `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, ${oldest} (${plural(s.backlog.listed, "object")} listed${s.backlog.asOfRun ? ` by run ${s.backlog.asOfRun}, ${formatDuration((Date.now() - s.backlog.asOf) / 1000)} ago; --fresh lists now` : " now"})\n` +
           `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file version")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
           (s.deadLetters ? `  DEAD LETTERS: ${plural(s.deadLetters, "file")} set aside; see 'tranche dead-letters list ${s.job}'\n` : "") +
           (s.skipped ? `  skipped: ${plural(s.skipped, "file")} (archived storage class)\n` : "") +

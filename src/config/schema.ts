@@ -1,3 +1,4 @@
+import { compileFilter } from "../source/partition-filter.js";
 import picomatch from "picomatch";
 import { z } from "zod";
 import { DEFAULTS } from "./defaults.js";
@@ -103,8 +104,36 @@ export const sourceSchema = z
     boundedSize: boundValue,
     /** List sub-folders (Glue's `recurse`). Default true. */
     recurse: z.boolean().default(true),
+    /**
+     * How runs list the source (see src/source/listing.ts and the README): `full` (default: every
+     * object, every run), `partitions` (only the Hive partitions partitionFilter can match) or
+     * `lexical` (from the greatest key settled below the band, for keys written in increasing order).
+     */
+    listing: z.enum(["full", "partitions", "lexical"]).default("full"),
+    /** With `lexical`: list in full every this many runs, or after this long ("6h", "1d"). Default 20 runs. */
+    fullListingEvery: z
+      .union([z.number().int().positive(), z.string().regex(/^\s*[1-9]\d*\s*[smhd]$/, 'a duration such as "30m", "6h", "1d"')])
+      .default(20),
+    /** A predicate over partition values in Glue's GetPartitions Expression syntax, e.g. `dt >= '2024-01-01' AND region IN ('eu', 'us')`. */
+    partitionFilter: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((src, ctx) => {
+    if (src.partitionFilter !== undefined) {
+      try {
+        compileFilter(src.partitionFilter, src.partitionKeys);
+      } catch (err) {
+        ctx.addIssue({ code: "custom", path: ["partitionFilter"], message: (err as Error).message });
+      }
+    }
+    if (src.listing === "partitions" && src.partitionKeys.length === 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["listing"],
+        message: "listing: partitions needs source.partitionKeys (the Hive folders it walks)",
+      });
+    }
+  });
 
 export const bookmarkSchema = z
   .object({

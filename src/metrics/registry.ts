@@ -91,6 +91,12 @@ export const backlogOldestAge = new Gauge({
   labelNames: [JOB_LABEL],
   registers: [registry],
 });
+export const lexicalMissed = new Counter({
+  name: "tranche_lexical_missed_files_total",
+  help: "Unprocessed files a periodic full listing found at or before the lexical cursor (keys not written in increasing order)",
+  labelNames: [JOB_LABEL],
+  registers: [registry],
+});
 /** Pools report their utilization here; it is read at scrape time only (computing it is not free). */
 export const utilizationSources = new Set<() => number>();
 export const poolUtilization = new Gauge({

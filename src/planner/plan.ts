@@ -1,6 +1,6 @@
 import type { Bound } from "../config/bounds.js";
 import { compileExclusions, parsePartition } from "../source/partitions.js";
-import type { Source } from "../source/types.js";
+import type { Source, SourceObject } from "../source/types.js";
 import type { PlannedFile } from "./batches.js";
 import { BoundedSelector } from "./select.js";
 
@@ -9,6 +9,8 @@ export interface PlanInput {
   partitionKeys: readonly string[];
   exclusions: readonly string[];
   bound: Bound;
+  /** The pages to plan over (a listing strategy's); default: the source's full listing. */
+  pages?: AsyncIterable<SourceObject[]>;
   /**
    * Which of one listing page's files are unprocessed (from the bookmark); called once per page,
    * so the bookmark is asked in batches and never loaded whole.
@@ -51,7 +53,7 @@ export async function planRun(input: PlanInput): Promise<Plan> {
   let listed = 0;
   let excludedCount = 0;
   const seen = new Map<string, Record<string, string>>();
-  for await (const page of input.source.list()) {
+  for await (const page of input.pages ?? input.source.list()) {
     const kept: PlannedFile[] = [];
     for (const obj of page) {
       listed++;

@@ -5,16 +5,16 @@ import { jobFingerprint } from "../config/fingerprint.js";
 import type { BookmarkMode, JobConfig, TrancheConfig } from "../config/schema.js";
 import { ConcurrentRunsExceededError, ConfigError, RunLostError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { backlogBytes, backlogFiles, backlogOldestAge, JOB_LABEL, runsTotal } from "../metrics/registry.js";
+import { backlogBytes, backlogFiles, backlogOldestAge, JOB_LABEL, lexicalMissed, runsTotal } from "../metrics/registry.js";
 import { BookmarkStore, RUN_TTL_S } from "../bookmark/store.js";
 import { SLOT_TTL_MS } from "../bookmark/run-slots.js";
 import { groupByPartition, splitIntoBatches, type PlannedFile } from "../planner/batches.js";
 import { planRun, type Plan } from "../planner/plan.js";
 import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
 import { findOutputCollision } from "../sink/output-name.js";
-import { openSource } from "../source/open.js";
 import { newRunId } from "./run-id.js";
 import { selectionRule } from "./selection.js";
+import { recordListing, runListing } from "./listing-step.js";
 import type { RunProgress, RunStatus, RunSummary } from "./summary.js";
 
 export type { RunProgress, RunStatus, RunSummary } from "./summary.js";
@@ -246,15 +246,36 @@ async function planStep(
 ): Promise<Plan & { unseenStale: Map<string, Map<string, string>> }> {
   const job = o.cfg.jobs[o.job]!;
   const unseenStale = new Map<string, Map<string, string>>();
+  const listing = await runListing(o.cfg, job, store, { enableMode: r.mode === "enable" && r.from === undefined, bandMs: r.bandMs });
+  const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log);
+  // A full listing of a lexical job: new files at or before the cursor are what the lexical
+  // listing missed (their keys were not written in increasing order).
+  let missed = 0;
+  const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
   const plan = await planRun({
-    source: await openSource(job.source.path, o.cfg.s3, { recurse: job.source.recurse }),
+    source: listing.source,
+    pages: listing.pages,
     partitionKeys: job.source.partitionKeys,
     exclusions: job.source.exclusions,
     bound: r.bound,
-    newIn: await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log),
+    newIn: async (files) => {
+      const fresh = await rule(files);
+      if (cursor !== null) files.forEach((f, i) => fresh[i] && f.key <= cursor && missed++);
+      return fresh;
+    },
     onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
   });
   const labels = { [JOB_LABEL]: o.job };
+  if (missed > 0) {
+    lexicalMissed.inc(labels, missed);
+    o.log.warn("the full listing found unprocessed files the lexical listing skipped: their keys are not in increasing order", {
+      job: o.job,
+      runId: r.runId,
+      missed,
+      cursor,
+    });
+  }
+  await recordListing(store, r.runId, listing.choice, plan);
   backlogFiles.set(labels, plan.remainingFiles);
   backlogBytes.set(labels, plan.remainingBytes);
   backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
@@ -263,6 +284,9 @@ async function planStep(
     runId: r.runId,
     bound: describeBound(r.bound),
     mode: r.mode,
+    listing: listing.choice.strategy,
+    listingReason: listing.choice.reason,
+    ...(listing.choice.startAfter !== undefined ? { startAfter: listing.choice.startAfter } : {}),
     listed: plan.listed,
     excluded: plan.excluded,
     files: plan.files,

@@ -6,7 +6,7 @@ import { AccessDeniedError, ConfigError, UnreachableError } from "../errors.js";
 import { classifyFsError } from "../failures.js";
 import { TRANCHE_DIR } from "../sink/output-name.js";
 import { fsCheckError } from "./check-errors.js";
-import type { Source, SourceObject } from "./types.js";
+import type { ListOptions, Source, SourceObject } from "./types.js";
 
 /**
  * A local folder as a source. Walks the tree depth-first with `opendir` (which streams entries),
@@ -47,11 +47,13 @@ export class LocalSource implements Source {
     return fsCheckError(err, `cannot list source folder ${this.root}`);
   }
 
-  async *list(): AsyncIterable<SourceObject[]> {
+  async *list(o: ListOptions = {}): AsyncIterable<SourceObject[]> {
     const pageSize = this.opts.pageSize ?? 1000;
     const recurse = this.opts.recurse ?? true;
+    const after = o.startAfter;
     let page: SourceObject[] = [];
-    const stack: string[] = [""];
+    const start = (o.under ?? "").replace(/\/+$/, "");
+    const stack: string[] = [start];
     while (stack.length) {
       const rel = stack.pop()!;
       const full = path.join(this.root, rel);
@@ -67,10 +69,14 @@ export class LocalSource implements Source {
         const key = rel ? `${rel}/${ent.name}` : ent.name;
         if (ent.isDirectory()) {
           // tranche's own folder of an output (temp files in flight, probes) is never input.
-          if (recurse && !(rel === "" && ent.name === TRANCHE_DIR)) stack.push(key);
+          if (!recurse || (rel === "" && ent.name === TRANCHE_DIR)) continue;
+          // Every key under `key/` is below startAfter when startAfter is past that range.
+          if (after !== undefined && `${key}/` < after && !after.startsWith(`${key}/`)) continue;
+          stack.push(key);
           continue;
         }
         if (!ent.isFile()) continue;
+        if (after !== undefined && key <= after) continue;
         let st;
         try {
           st = await stat(path.join(this.root, key));
@@ -86,6 +92,23 @@ export class LocalSource implements Source {
       }
     }
     if (page.length) yield page;
+  }
+
+  async folders(under: string): Promise<string[]> {
+    const rel = under.replace(/\/+$/, "");
+    const out: string[] = [];
+    let dir;
+    try {
+      dir = await opendir(path.join(this.root, rel));
+    } catch (err) {
+      if (rel === "") throw this.rootError(err);
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw classifyFsError(err, { path: path.join(this.root, rel), op: "read", fallback: "job" });
+    }
+    for await (const ent of dir) {
+      if (ent.isDirectory() && !(rel === "" && ent.name === TRANCHE_DIR)) out.push(rel ? `${rel}/${ent.name}/` : `${ent.name}/`);
+    }
+    return out.sort();
   }
 
   /**

@@ -5,7 +5,7 @@ import { TRANCHE_DIR } from "../sink/output-name.js";
 import { s3CheckError } from "./check-errors.js";
 import { endpointOf, parseS3Uri } from "./s3-client.js";
 import { classifyS3Error, s3ErrorCode } from "./s3-errors.js";
-import type { Source, SourceObject } from "./types.js";
+import type { ListOptions, Source, SourceObject } from "./types.js";
 
 export interface S3SourceOptions {
   /** Keys per ListObjectsV2 call (S3 caps this at 1000). Default 1000. */
@@ -48,17 +48,19 @@ export class S3Source implements Source {
     }
   }
 
-  async *list(): AsyncGenerator<SourceObject[]> {
+  async *list(o: ListOptions = {}): AsyncGenerator<SourceObject[]> {
     let token: string | undefined;
+    const prefix = this.prefix + (o.under ?? "");
     do {
       let out: ListObjectsV2CommandOutput;
       try {
         out = await this.client.send(
           new ListObjectsV2Command({
             Bucket: this.bucket,
-            Prefix: this.prefix || undefined,
+            Prefix: prefix || undefined,
             MaxKeys: this.pageSize,
             ContinuationToken: token,
+            StartAfter: token === undefined && o.startAfter !== undefined ? this.prefix + o.startAfter : undefined,
           }),
         );
       } catch (err) {
@@ -84,6 +86,33 @@ export class S3Source implements Source {
       if (page.length > 0) yield page;
       token = out.IsTruncated ? out.NextContinuationToken : undefined;
     } while (token);
+  }
+
+  /** ListObjectsV2 with Delimiter "/": the common prefixes directly under `under`. */
+  async folders(under: string): Promise<string[]> {
+    const out: string[] = [];
+    let token: string | undefined;
+    do {
+      let res: ListObjectsV2CommandOutput;
+      try {
+        res = await this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: this.prefix + under || undefined,
+            Delimiter: "/",
+            ContinuationToken: token,
+          }),
+        );
+      } catch (err) {
+        throw classifyS3Error(err, { bucket: this.bucket, key: this.prefix + under, op: "list" });
+      }
+      for (const c of res.CommonPrefixes ?? []) {
+        const rel = (c.Prefix ?? "").slice(this.prefix.length);
+        if (rel && rel !== `${TRANCHE_DIR}/`) out.push(rel);
+      }
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    return out;
   }
 
   /**

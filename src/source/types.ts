@@ -29,12 +29,21 @@ export interface Source {
   /**
    * Streams every object under the root, one page at a time, in no particular order. tranche's own
    * `_tranche/` folder at the root (temp files of a tranche output used as a source) is skipped.
+   * `under`: only keys starting with this relative prefix. `startAfter`: only keys greater than
+   * this one (S3's StartAfter: the listing starts there instead of at the beginning).
    */
-  list(): AsyncIterable<SourceObject[]>;
+  list(o?: ListOptions): AsyncIterable<SourceObject[]>;
+  /** The sub-folders directly under a relative prefix (`""` for the root), as relative prefixes ending in `/`. */
+  folders?(under: string): Promise<string[]>;
   /** Opens one object for reading (raw bytes, not decompressed). Rejects with a `GoneError` if gone. */
   open(key: string): Promise<NodeJS.ReadableStream>;
   /** Optional fast path: reads a small object whole. */
   readSmall?(key: string): Promise<Buffer>;
+}
+
+export interface ListOptions {
+  under?: string;
+  startAfter?: string;
 }
 
 /** Defaults of the S3 client's timeouts (also the config schema's defaults). */

@@ -11,6 +11,7 @@
     KEYS[5] stagedparts  set (run)
     KEYS[6] leasedparts  set (run)
     KEYS[7] deltas       hash: '<runId>|<partition>' -> band entries a run added (history deltas)
+    KEYS[8] lexical      zset: a committed run's greatest key -> its newest time (the lexical listing's cursor candidates)
     then 8 keys per touched partition: meta, band, bidx, lease, leaserun, staged, retry,
     runleased (the keys this run leased in the partition)
     ARGV[1] runId
@@ -35,7 +36,7 @@
 -- @include redis-now
 -- @include band
 -- @include history
-local jobmeta, parts, history, active, stagedparts, leasedparts, deltas = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local jobmeta, parts, history, active, stagedparts, leasedparts, deltas, lexical = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local runId, bandMs, cap, histSize = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = redisNowMs()
 local slot = redis.call('ZSCORE', active, runId)
@@ -51,13 +52,14 @@ local summary = cjson.decode(ARGV[5])
 local state = {}
 local deltaParts = {}
 local committed = 0
+local maxKey, maxLm = nil, nil
 local function metaOf(meta)
   local m = redis.call('HMGET', meta, 'wm', 'hwm', 'floor', 'files', 'bandn')
   return {wm = m[1] or nil, hwm = m[2] or nil, floor = m[3] or nil, files = m[4] or '0', bandn = m[5] or '0'}
 end
 for i = 1, nTouched do
   local pid = ARGV[6 + i]
-  local base = 7 + (i - 1) * 8
+  local base = 8 + (i - 1) * 8
   local meta, band, bidx, lease, leaserun, staged, retry, runleased =
     KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8]
   local before = metaOf(meta)
@@ -71,6 +73,8 @@ for i = 1, nTouched do
     if not g then g = {}; groups[f] = g end
     g[#g + 1] = r
     if lm > hwm then hwm = lm end
+    if not maxKey or k > maxKey then maxKey = k end
+    if not maxLm or lm > maxLm then maxLm = lm end
   end
   for j = 1, #files, 2 do redis.call('HDEL', retry, files[j]) end
   local added, n = bandAppend(band, bidx, meta, groups)
@@ -109,6 +113,10 @@ for i = 1, nTouched do
     before = {wm = before.wm, hwm = before.hwm, floor = before.floor, files = before.files}}
 end
 redis.call('DEL', stagedparts, leasedparts)
+if maxKey then
+  redis.call('ZADD', lexical, maxLm, maxKey)
+  redis.call('ZREMRANGEBYRANK', lexical, 0, -1001)
+end
 local version = redis.call('HINCRBY', jobmeta, 'version', 1)
 local runs = redis.call('HINCRBY', jobmeta, 'runs', 1)
 redis.call('HSET', jobmeta, 'lastRunId', runId, 'updatedAt', now)

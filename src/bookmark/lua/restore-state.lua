@@ -10,6 +10,7 @@
     KEYS[6] deadletters hash   (deleted by a reset)
     KEYS[7] skipped     hash   (deleted by a reset)
     KEYS[8] deltas      hash   (deleted by a reset)
+    KEYS[9] lexical     zset   (deleted by a reset and a rewind: the next lexical run lists in full)
     then 6 keys per partition (meta, band, bidx, lease, leaserun, retry)
     ARGV[1] lastRunId   ("" for a reset)
     ARGV[2] mode        'reset' or 'rewind'
@@ -34,11 +35,12 @@ if #running > 0 then
   return out
 end
 local epoch = tonumber(redis.call('HGET', jobmeta, 'epoch') or '0') + 1
+redis.call('DEL', KEYS[9])
 local nParts = (#ARGV - 2) / 4
 for i = 1, nParts do
   local a = 2 + (i - 1) * 4
   local pid, targetJson, remove, add = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local base = 8 + (i - 1) * 6
+  local base = 9 + (i - 1) * 6
   local meta, band, bidx, lease, leaserun, retry = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6]
   redis.call('DEL', lease, leaserun)
   if mode == 'reset' then redis.call('DEL', retry) end
