@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Cluster, Redis } from "ioredis";
 
@@ -55,6 +56,13 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRecordRun(history: string, deltas: string, jobMeta: string, summary: string, historySize: number): Promise<number>;
 };
+
+/** The SHA-1 Redis knows a script by (EVALSHA, SLOWLOG entries). */
+export function scriptSha(name: keyof typeof SCRIPTS): string {
+  return createHash("sha1")
+    .update(scripts().find((s) => s.name === name)!.lua)
+    .digest("hex");
+}
 
 /** Registers the scripts on a connection (idempotent). */
 export function withScripts(redis: Redis | Cluster): ScriptRedis {

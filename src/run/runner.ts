@@ -99,7 +99,13 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   const started = Date.now();
   const previous = await o.redis.lindex(store.k.history, 0);
   const previousRunId = previous ? (JSON.parse(previous) as RunSummary).runId : null;
-  const queue = new Queue<BatchJobData>(queueName(o.job), { connection: o.bullConnection, prefix: o.cfg.prefix });
+  // BullMQ's event stream keeps 10,000 events by default (~1 MB per job): 1,000 is plenty for
+  // QueueEvents listeners and keeps the job's Redis footprint small.
+  const queue = new Queue<BatchJobData>(queueName(o.job), {
+    connection: o.bullConnection,
+    prefix: o.cfg.prefix,
+    streams: { events: { maxLen: 1000 } },
+  });
   queue.on("error", (err) => log.warn("queue connection error", { reason: err.message }));
   let unlockPlanning = async () => undefined as void;
   let ids: string[] = [];
@@ -136,9 +142,10 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
             jobId: ids[i],
             attempts: job.attempts,
             backoff: { type: "exponential", delay: job.backoffMs },
-            // Finished batches carry their whole file list: keep few of them.
-            removeOnComplete: { age: 3600, count: 100 },
-            removeOnFail: { age: 7 * 24 * 3600, count: 1000 },
+            // Finished batches carry their whole file list: keep few of them (the run records and
+            // the history keep what a run did).
+            removeOnComplete: { age: 3600, count: 20 },
+            removeOnFail: { age: 7 * 24 * 3600, count: 100 },
           },
         })),
       );

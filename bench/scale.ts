@@ -1,0 +1,74 @@
+/**
+ * Bookmarks and listing at scale (`npm run bench:scale [-- --only bulk|commit|planner|list] [--json]`):
+ *  - bulk: the job's Redis bytes after a real `tranche run --drain` of 20,000 and 100,000 files
+ *    whose times fall in one minute (boundedFiles 1000), by key family, and the first and last
+ *    runs' durations (runs must not slow down as the band fills);
+ *  - commit: commit latency, 3 runs of 500 files at once, with 30 / 20,000 / 100,000 files in the
+ *    band (caller's time and the script's own time in Redis, and the slowest command meanwhile);
+ *  - planner: peak heap (forced GC) planning over 1,000,000 listed objects vs 10,000;
+ *  - band: bytes per file of the compact band with 100,000 files in it.
+ * LIST requests of an incremental run are counted by test/listing-runs.test.ts (a proxy in front
+ * of s3rver). Figures are reported, not asserted; the bounds are asserted by the tests.
+ */
+import { Redis } from "ioredis";
+import { commitLatency, deletePrefix, plannerPeak, realDrain, syntheticBookmark } from "./scale-lib.js";
+
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
+const json = process.argv.includes("--json");
+const want = (p: string) => only === undefined || only.split(",").includes(p);
+const sizes = (name: string, dflt: number[]) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]!.split(",").map(Number) : dflt;
+};
+const out: Record<string, unknown> = {};
+const say = (s: string) => json || process.stdout.write(s + "\n");
+const mb = (b: number) => `${(b / 1024 / 1024).toFixed(2)} MB`;
+const ms = (x: number) => `${x.toFixed(2)} ms`;
+
+if (want("bulk")) {
+  for (const n of sizes("bulk", [20_000, 100_000])) {
+    const r = await realDrain({ files: n, bound: 1000, redisUrl: REDIS_URL, prefix: `bench-bulk-${n}` });
+    out[`bulk${n}`] = r;
+    say(
+      `bulk ${n}: ${r.files} files in ${r.runs} runs (${(r.wallMs / 1000).toFixed(1)} s); Redis keys ${mb(r.bytes.total)} (${Object.entries(
+        r.bytes.families,
+      )
+        .map(([k, v]) => `${k} ${mb(v)}`)
+        .join(", ")}); first run ${(r.durations[0]! / 1000).toFixed(2)} s, last ${(r.durations.at(-1)! / 1000).toFixed(2)} s`,
+    );
+  }
+}
+if (want("band")) {
+  const redis = new Redis(REDIS_URL);
+  const prefix = "bench-band";
+  const r = await syntheticBookmark({ files: 100_000, bound: 1000, redis, prefix });
+  out.band = { state: r.state, band: r.band, history: r.history, bandFiles: r.bandFiles, bytesPerFile: r.bytesPerFile };
+  say(
+    `band: ${r.bandFiles} files in the band: ${mb(r.band)} (${r.bytesPerFile.toFixed(1)} B a file); state ${mb(r.state)}, history ${mb(r.history)}`,
+  );
+  await deletePrefix(redis, prefix);
+  await redis.quit();
+}
+if (want("commit")) {
+  for (const inBand of sizes("band", [30, 20_000, 100_000])) {
+    const r = await commitLatency({ inBand, rounds: 30, redisUrl: REDIS_URL, prefix: `bench-commit-${inBand}` });
+    out[`commit${inBand}`] = r;
+    say(
+      `commit, ${r.inBand} files in the band, ${r.commits} commits of 500 files, 3 at once: script in Redis p50 ${ms(r.scriptP50)} p99 ${ms(r.scriptP99)}; caller p50 ${ms(r.callerP50)} p99 ${ms(r.callerP99)}; slowest command ${ms(r.slowestCommandMs)}`,
+    );
+  }
+}
+if (want("planner")) {
+  const redis = new Redis(REDIS_URL);
+  const prefix = "bench-planner";
+  const small = await plannerPeak({ listed: 10_000, bound: 1000, redis, prefix });
+  const big = await plannerPeak({ listed: sizes("listed", [1_000_000])[0]!, bound: 1000, redis, prefix });
+  out.planner = { small, big, ratio: big.peakBytes / small.peakBytes };
+  say(
+    `planner: peak heap ${mb(small.peakBytes)} over ${small.listed} listed, ${mb(big.peakBytes)} over ${big.listed} listed: ratio ${(big.peakBytes / small.peakBytes).toFixed(2)}`,
+  );
+  await deletePrefix(redis, prefix);
+  await redis.quit();
+}
+if (json) process.stdout.write(JSON.stringify(out) + "\n");
