@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { mkdir, mkdtemp, rm, utimes, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import { stringify } from "yaml";
@@ -17,8 +17,9 @@ import { selectionRule } from "../src/run/selection.js";
 import type { Source, SourceObject } from "../src/source/types.js";
 
 const exec = promisify(execFile);
-const BIN = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../bin/tranche.js");
-const binPath = () => (BIN.includes("/dist/") ? BIN.replace(/\/dist\/bin\//, "/bin/") : BIN);
+/** bin/tranche.js, from bench/ (tests, via vitest) or from dist/bench/ (the built bench). */
+const binPath = () =>
+  fileURLToPath(new URL(import.meta.url.includes("/dist/bench/") ? "../../bin/tranche.js" : "../bin/tranche.js", import.meta.url));
 
 /** Bytes (MEMORY USAGE) of every key under a prefix, by family. */
 export async function prefixBytes(
@@ -46,7 +47,7 @@ export async function prefixBytes(
             ? "run records"
             : rest.startsWith("runs:")
               ? "runs (slots, listing)"
-              : rest.startsWith("tranche-")
+              : rest.startsWith("batches.")
                 ? "BullMQ"
                 : "other";
       families[fam] = (families[fam] ?? 0) + b;
@@ -291,18 +292,16 @@ export async function plannerPeak(o: { listed: number; bound: number; redis: Red
   gc();
   const before = process.memoryUsage().heapUsed;
   let peak = 0;
-  let pages = 0;
   const plan = await planRun({
     source: syntheticSource(o.listed),
     partitionKeys: [],
     exclusions: [],
     bound: { kind: "files", limit: o.bound },
     newIn: await selectionRule(store, "enable", "plan", 900_000, undefined, undefined, new Map()),
+    // Live memory after every page (a forced GC first), the same way for every listing size.
     onPage: () => {
-      if (++pages % 25 === 0) {
-        gc();
-        peak = Math.max(peak, process.memoryUsage().heapUsed - before);
-      }
+      gc();
+      peak = Math.max(peak, process.memoryUsage().heapUsed - before);
     },
   });
   gc();
