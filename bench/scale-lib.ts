@@ -202,13 +202,15 @@ const pct = (xs: number[], p: number) => {
  * committing 500 new files. Reports the caller's time and the commit script's own time in Redis
  * (SLOWLOG with a 0 µs threshold), and the slowest command of any kind meanwhile.
  */
-export async function commitLatency(o: { inBand: number; rounds: number; redisUrl: string; prefix: string }) {
+export async function commitLatency(o: { inBand: number; rounds: number; redisUrl: string; prefix: string; spread?: boolean }) {
   const redis = new Redis(o.redisUrl);
   const conns = [0, 1, 2].map(() => new Redis(o.redisUrl));
   try {
     const { store } = await syntheticBookmark({ files: o.inBand, bound: 5000, redis, prefix: o.prefix, historySize: 100 });
     const stores = conns.map((c) => new BookmarkStore(c, o.prefix, "synthetic"));
-    const t0 = Date.UTC(2024, 0, 1) + 30_000;
+    // New files land in the same minute as the bulk upload already in the band (as another sync would).
+    const t0 = Date.UTC(2024, 0, 1);
+    const startBand = (await store.summary()).partitions[0]!.bandFiles;
     const caller: number[] = [];
     const prevThreshold = (await redis.config("GET", "slowlog-log-slower-than")) as string[];
     const prevLen = (await redis.config("GET", "slowlog-max-len")) as string[];
@@ -223,7 +225,9 @@ export async function commitLatency(o: { inBand: number; rounds: number; redisUr
           await s.slots.acquire(runId, 10, 60_000);
           const files = Array.from({ length: 500 }, (_, j) => ({
             key: `new/${runId}/f${j}.json`,
-            lastModified: t0 + round * 10 + j,
+            // As a drain of a bulk upload: each run takes the next oldest files, contiguous in time
+            // (1,667 files a second, 100,000 a minute); `spread`: anywhere in the minute (worst case).
+            lastModified: o.spread ? t0 + Math.floor(Math.random() * 60_000) : t0 + 60_000 + Math.floor(((round * 3 + i) * 500 + j) * 0.6),
             size: 10,
           }));
           await s.lease("_", runId, files, 900_000);
@@ -248,7 +252,8 @@ export async function commitLatency(o: { inBand: number; rounds: number; redisUr
       .map((e) => e[2] / 1000);
     const slowest = Math.max(...log.map((e) => e[2] / 1000));
     return {
-      inBand: (await store.summary()).partitions[0]!.bandFiles,
+      inBand: startBand,
+      inBandAtEnd: (await store.summary()).partitions[0]!.bandFiles,
       commits: caller.length,
       callerP50: pct(caller, 50),
       callerP99: pct(caller, 99),

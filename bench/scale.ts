@@ -52,11 +52,13 @@ if (want("band")) {
 }
 if (want("commit")) {
   for (const inBand of sizes("band", [30, 20_000, 100_000])) {
-    const r = await commitLatency({ inBand, rounds: 30, redisUrl: REDIS_URL, prefix: `bench-commit-${inBand}` });
-    out[`commit${inBand}`] = r;
-    say(
-      `commit, ${r.inBand} files in the band, ${r.commits} commits of 500 files, 3 at once: script in Redis p50 ${ms(r.scriptP50)} p99 ${ms(r.scriptP99)}; caller p50 ${ms(r.callerP50)} p99 ${ms(r.callerP99)}; slowest command ${ms(r.slowestCommandMs)}`,
-    );
+    for (const spread of [false, true]) {
+      const r = await commitLatency({ inBand, rounds: 30, redisUrl: REDIS_URL, prefix: `bench-commit-${inBand}`, spread });
+      out[`commit${inBand}${spread ? "spread" : ""}`] = r;
+      say(
+        `commit${spread ? " (files anywhere in the minute)" : " (the next oldest files)"}, ${r.inBand} files in the band (${r.inBandAtEnd} at the end), ${r.commits} commits of 500 files, 3 at once: script in Redis p50 ${ms(r.scriptP50)} p99 ${ms(r.scriptP99)}; caller p50 ${ms(r.callerP50)} p99 ${ms(r.callerP99)}; slowest command ${ms(r.slowestCommandMs)}`,
+      );
+    }
   }
 }
 if (want("planner")) {

@@ -26,6 +26,8 @@ export function keys(prefix: string, job: string) {
     lease: (p: string) => `${j}:p:${p}:lease`,
     /** hash — leased key → owner run id (the other half of a lease). P, C. */
     leaseRun: (p: string) => `${j}:p:${p}:leaserun`,
+    /** set — runs whose leases another run took over in this partition (a takeover needs the owner presumed dead). P, C. */
+    robbed: (p: string) => `${j}:p:${p}:robbed`,
     /** hash — dead letters put back by `dead-letters retry`: key → last-modified; taken by the next run whatever the band says. O, C. */
     retry: (p: string) => `${j}:p:${p}:retry`,
     /** hash — "key@lastModified" → runs in which that file failed for good (file errors only). W. */

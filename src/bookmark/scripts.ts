@@ -23,7 +23,7 @@ function source(file: string, included = new Set<string>()): string {
 const SCRIPTS = {
   trancheAcquireRun: "acquire-run-1.lua",
   trancheHeartbeatRun: "heartbeat-run-2.lua",
-  trancheLeaseFiles: "lease-files-8.lua",
+  trancheLeaseFiles: "lease-files-9.lua",
   trancheDropLease: "drop-lease-2.lua",
   trancheLock: "lock-1.lua",
   trancheFinishBatch: "finish-batch-8.lua",
@@ -52,7 +52,7 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheLock(lock: string, op: "take" | "keep" | "release", owner: string, ttlMs: number): Promise<number>;
   trancheFinishBatch(...args: Arg[]): Promise<Arg[]>;
   trancheMarkBatchFailed(run: string, runErrors: string, ...args: Arg[]): Promise<number>;
-  trancheCommitRun(nKeys: number, ...args: Arg[]): Promise<Arg[]>;
+  trancheCommitRun(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRecordRun(history: string, deltas: string, jobMeta: string, summary: string, historySize: number): Promise<number>;
 };

@@ -107,6 +107,45 @@ export interface PartitionSummary {
   updatedAt: number | null;
 }
 
+/**
+ * The commit script's arguments for one partition's staged files (flat: key, lm, ...): count,
+ * highest time, greatest key and its time, then the band fields (sorted, 5 bytes each), the
+ * records per field (u16 each), the records grouped by field, and the 15-byte entries.
+ */
+export function packStaged(flat: readonly string[]): (string | number | Buffer)[] {
+  const n = flat.length / 2;
+  let hwm = -1;
+  let maxKey = "";
+  const groups = new Map<string, Buffer[]>();
+  const entries = Buffer.alloc(n * ENTRY_BYTES);
+  for (let i = 0; i < n; i++) {
+    const key = flat[2 * i]!;
+    const lm = Number(flat[2 * i + 1]);
+    if (lm > hwm) hwm = lm;
+    if (key > maxKey) maxKey = key;
+    const e = bandEntry(key, lm);
+    e.field.copy(entries, i * ENTRY_BYTES);
+    e.record.copy(entries, i * ENTRY_BYTES + 5);
+    const f = e.field.toString("latin1");
+    const g = groups.get(f);
+    if (g) g.push(e.record);
+    else groups.set(f, [e.record]);
+  }
+  const fields = [...groups.keys()].sort();
+  const counts = Buffer.alloc(fields.length * 4);
+  fields.forEach((f, i) => counts.writeUInt32BE(groups.get(f)!.length, i * 4));
+  return [
+    n,
+    hwm,
+    maxKey,
+    hwm,
+    Buffer.from(fields.join(""), "latin1"),
+    counts,
+    Buffer.concat(fields.flatMap((f) => groups.get(f)!)),
+    entries,
+  ];
+}
+
 /** The bookmark of one job in Redis. Every state change is one Lua script (atomic). */
 export class BookmarkStore {
   readonly k: Keys;
@@ -198,6 +237,7 @@ export class BookmarkStore {
         this.k.leasedParts(runId),
         this.k.retry(partition),
         this.k.runLeased(runId, partition),
+        this.k.robbed(partition),
         ...args,
       );
       for (const t of taken) got.add(t);
@@ -349,8 +389,25 @@ export class BookmarkStore {
           this.k.staged(args.runId, p),
           this.k.retry(p),
           this.k.runLeased(args.runId, p),
+          this.k.robbed(p),
         );
-      const argv = [args.runId, args.bandMs, args.maxFilesInBand, args.historySize, JSON.stringify(args.summary), epoch, ...touched];
+      // What the script needs of the staged files, computed here from one read of the run's
+      // staged sets, so the script neither hashes nor walks the files (it checks the counts: a
+      // batch staging in between makes it answer 'parts', and we retry).
+      const pipe = this.r.pipeline();
+      for (const p of touched) pipe.zrange(this.k.staged(args.runId, p), 0, -1, "WITHSCORES");
+      const staged = touched.length ? (await pipe.exec())! : [];
+      const packs = staged.flatMap(([, flat]) => packStaged(flat as string[]));
+      const argv = [
+        args.runId,
+        args.bandMs,
+        args.maxFilesInBand,
+        args.historySize,
+        JSON.stringify(args.summary),
+        epoch,
+        ...touched,
+        ...packs,
+      ];
       const [ok, a, b] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
       if (Number(ok) === 1) return { version: Number(a), runs: Number(b) };
       if (a === "parts") continue; // a late duplicate batch staged into another partition: retry with it

@@ -12,20 +12,26 @@
     KEYS[6] leasedparts  set (run)
     KEYS[7] deltas       hash: '<runId>|<partition>' -> band entries a run added (history deltas)
     KEYS[8] lexical      zset: a committed run's greatest key -> its newest time (the lexical listing's cursor candidates)
-    then 8 keys per touched partition: meta, band, bidx, lease, leaserun, staged, retry,
-    runleased (the keys this run leased in the partition)
+    then 9 keys per touched partition: meta, band, bidx, lease, leaserun, staged, retry,
+    runleased (the keys this run leased in the partition), robbed (runs whose leases another
+    run took over)
     ARGV[1] runId
     ARGV[2] bandMs
     ARGV[3] maxFilesInBand
     ARGV[4] historySize
     ARGV[5] summaryJson
     ARGV[6] epoch        the bookmark epoch when the run started
-    ARGV[7..] the touched partition ids (every partition the run staged or leased files in)
+    ARGV[7..6+n] the n touched partition ids (every partition the run staged or leased files in)
+    then 8 per touched partition, computed by the caller from the run's staged set (so the script
+    neither hashes nor reads the files one by one): the number of staged files, their highest
+    time, greatest key and its time, the band fields (5 bytes each, sorted), the records per field
+    (u32 each), the records grouped by field (10 bytes each), and the entries (15 bytes each,
+    field .. record) for the history delta
   Output: {1, version, runs}, or {0, reason}:
     'slot'  the run no longer holds a live slot (it was presumed dead; others may have its files);
     'epoch' the bookmark was reset or rewound since the run started;
-    'parts' the run staged into a partition the caller did not pass (a late duplicate batch:
-            the caller retries with the new list).
+    'parts' the run staged into a partition the caller did not pass, or more files than the
+            caller computed entries for (a late duplicate batch: the caller retries).
   Per touched partition: staged files join the band (unless already there at that time or later)
   and leave the retry list, the run's own leases go (a lease another run took over stays),
   hwm = max committed time, wm = max(wm, min(hwm, oldest lease - 1)). The band is pruned (by
@@ -43,7 +49,7 @@ local slot = redis.call('ZSCORE', active, runId)
 if not slot or tonumber(slot) <= now then return {0, 'slot'} end
 if tostring(redis.call('HGET', jobmeta, 'epoch') or '0') ~= ARGV[6] then return {0, 'epoch'} end
 local passed = {}
-local nTouched = #ARGV - 6
+local nTouched = (#ARGV - 6) / 9
 for i = 1, nTouched do passed[ARGV[6 + i]] = true end
 for _, p in ipairs(redis.call('SUNION', stagedparts, leasedparts)) do
   if not passed[p] then return {0, 'parts'} end
@@ -59,35 +65,44 @@ local function metaOf(meta)
 end
 for i = 1, nTouched do
   local pid = ARGV[6 + i]
-  local base = 8 + (i - 1) * 8
-  local meta, band, bidx, lease, leaserun, staged, retry, runleased =
-    KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8]
+  local base = 8 + (i - 1) * 9
+  local meta, band, bidx, lease, leaserun, staged, retry, runleased, robbed =
+    KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
+  local a = 6 + nTouched + (i - 1) * 8
+  local count, runHwm, runMaxKey, runMaxKeyLm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
+  if redis.call('ZCARD', staged) ~= count then return {0, 'parts'} end
   local before = metaOf(meta)
-  local files = redis.call('ZRANGE', staged, 0, -1, 'WITHSCORES')
   local hwm = tonumber(before.hwm or '-1')
-  local groups = {}
-  for j = 1, #files, 2 do
-    local k, lm = files[j], tonumber(files[j + 1])
-    local f, r = entryOf(k, lm)
-    local g = groups[f]
-    if not g then g = {}; groups[f] = g end
-    g[#g + 1] = r
-    if lm > hwm then hwm = lm end
-    if not maxKey or k > maxKey then maxKey = k end
-    if not maxLm or lm > maxLm then maxLm = lm end
+  if count > 0 then
+    if runHwm > hwm then hwm = runHwm end
+    if not maxKey or runMaxKey > maxKey then maxKey = runMaxKey end
+    if not maxLm or runHwm > maxLm then maxLm = runHwm end
   end
-  for j = 1, #files, 2 do redis.call('HDEL', retry, files[j]) end
-  local added, n = bandAppend(band, bidx, meta, groups)
+  if count > 0 and redis.call('EXISTS', retry) == 1 then
+    chunked('HDEL', retry, redis.call('ZRANGE', staged, 0, -1), 1000)
+  end
+  local added, n = bandAppendPacked(band, bidx, meta, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
   if n > 0 then
-    redis.call('HSET', deltas, runId .. '|' .. pid, table.concat(added))
+    redis.call('HSET', deltas, runId .. '|' .. pid, added or ARGV[a + 8])
     deltaParts[#deltaParts + 1] = pid
   end
   -- The run's own leases go, staged or not (a worker may have skipped a file as done, or found
-  -- it deleted); a lease another run took over since stays.
-  for _, k in ipairs(redis.call('SMEMBERS', runleased)) do
-    if redis.call('HGET', leaserun, k) == runId then
-      redis.call('HDEL', leaserun, k)
-      redis.call('ZREM', lease, k)
+  -- it deleted). A lease another run took over stays: that can only happen to a run presumed
+  -- dead, which the slot check above refuses, but the robbed set makes sure.
+  local mine = redis.call('SMEMBERS', runleased)
+  if #mine > 0 then
+    local drop = mine
+    if redis.call('SISMEMBER', robbed, runId) == 1 then
+      local owners = chunked('HMGET', leaserun, mine, 1000)
+      drop = {}
+      for j, k in ipairs(mine) do
+        if owners[j] == runId then drop[#drop + 1] = k end
+      end
+      redis.call('SREM', robbed, runId)
+    end
+    if #drop > 0 then
+      chunked('HDEL', leaserun, drop, 1000)
+      chunked('ZREM', lease, drop, 1000)
     end
   end
   local minLease = redis.call('ZRANGE', lease, 0, 0, 'WITHSCORES')

@@ -48,37 +48,121 @@ local function bandHolds(band, key, lm)
   return recordsHold(redis.call('HGET', band, f), h, ms)
 end
 
+-- Calls a variadic command with fixed leading arguments over a long list, in chunks (Lua's
+-- unpack has a stack limit); returns the concatenated replies when they are lists.
+local function chunked(cmd, key, list, step)
+  local out = {}
+  for i = 1, #list, step do
+    local args = {}
+    for j = i, math.min(#list, i + step - 1) do args[#args + 1] = list[j] end
+    local r = redis.call(cmd, key, unpack(args))
+    if type(r) == 'table' then for _, x in ipairs(r) do out[#out + 1] = x end end
+  end
+  return out
+end
+
 -- Adds entries grouped by field ({field = {records...}}), skipping records the band already
--- holds; one HGET and one HSET per field. Returns the entries added (field .. record each) and
--- their count; updates the per-second counts, the seconds index and meta 'bandn'.
+-- holds; one HMGET and one HSET for all fields (in chunks). Returns the entries added (field ..
+-- record each) and their count; updates the per-second counts, the seconds index and meta 'bandn'.
 local function bandAppend(band, bidx, meta, groups)
   local added, n = {}, 0
   local perSecond = {}
-  for f, recs in pairs(groups) do
-    local v = redis.call('HGET', band, f) or ''
-    local add = {}
+  local fields = {}
+  for f in pairs(groups) do fields[#fields + 1] = f end
+  local values = chunked('HMGET', band, fields, 1000)
+  local writes = {}
+  for i, f in ipairs(fields) do
+    local recs = groups[f]
+    local v = values[i] or ''
+    local add, seen = {}, {}
     for _, r in ipairs(recs) do
       local h = string.sub(r, 1, 8)
       local a, b = string.byte(r, 9, 10)
-      if not recordsHold(v, h, a * 256 + b) and not recordsHold(table.concat(add), h, a * 256 + b) then
+      if not seen[r] and not recordsHold(v, h, a * 256 + b) then
+        seen[r] = true
         add[#add + 1] = r
         added[#added + 1] = f .. r
       end
     end
     if #add > 0 then
-      redis.call('HSET', band, f, v .. table.concat(add))
+      writes[#writes + 1] = f
+      writes[#writes + 1] = v .. table.concat(add)
       local s = string.sub(f, 1, 4)
       perSecond[s] = (perSecond[s] or 0) + #add
       n = n + #add
     end
   end
+  if #writes > 0 then chunked('HSET', band, writes, 1000) end
+  local index = {}
   for s, c in pairs(perSecond) do
     redis.call('HINCRBY', band, s, c)
     local sec = fromU32(s)
-    redis.call('ZADD', bidx, sec, sec)
+    index[#index + 1] = sec
+    index[#index + 1] = sec
   end
+  if #index > 0 then chunked('ZADD', bidx, index, 1000) end
   if n > 0 then redis.call('HINCRBY', meta, 'bandn', n) end
   return added, n
+end
+
+-- bandAppend for records the caller grouped: `fields` (5 bytes each, distinct), `counts` (u32
+-- per field) and `records` (10 bytes each, grouped in field order). Records the band already
+-- holds are left out; returns nil (every entry added: the caller's entries are the delta) or the
+-- entries added (a string of 15-byte entries), and the count added.
+local function bandAppendPacked(band, bidx, meta, fields, counts, records)
+  local list = {}
+  for o = 1, #fields, 5 do list[#list + 1] = string.sub(fields, o, o + 4) end
+  if #list == 0 then return nil, 0 end
+  local values = chunked('HMGET', band, list, 1000)
+  local kept, dropped = {}, false
+  local off = 1
+  for i, f in ipairs(list) do
+    local c = fromU32(string.sub(counts, 4 * i - 3, 4 * i))
+    local recs = string.sub(records, off, off + c * 10 - 1)
+    off = off + c * 10
+    local v = values[i]
+    if v and v ~= '' then
+      local parts, some = {}, false
+      for o = 1, #recs, 10 do
+        local r = string.sub(recs, o, o + 9)
+        local a, b = string.byte(r, 9, 10)
+        if recordsHold(v, string.sub(r, 1, 8), a * 256 + b) then some = true else parts[#parts + 1] = r end
+      end
+      if some then
+        recs = table.concat(parts)
+        dropped = true
+      end
+    end
+    kept[i] = recs
+  end
+  local writes, perSecond, index = {}, {}, {}
+  local n = 0
+  for i, f in ipairs(list) do
+    local recs = kept[i]
+    if #recs > 0 then
+      writes[#writes + 1] = f
+      writes[#writes + 1] = (values[i] or '') .. recs
+      local sec = string.sub(f, 1, 4)
+      perSecond[sec] = (perSecond[sec] or 0) + #recs / 10
+      n = n + #recs / 10
+    end
+  end
+  if #writes > 0 then chunked('HSET', band, writes, 1000) end
+  for sec, c in pairs(perSecond) do
+    redis.call('HINCRBY', band, sec, c)
+    local x = fromU32(sec)
+    index[#index + 1] = x
+    index[#index + 1] = x
+  end
+  if #index > 0 then chunked('ZADD', bidx, index, 1000) end
+  if n > 0 then redis.call('HINCRBY', meta, 'bandn', n) end
+  if not dropped then return nil, n end
+  local added = {}
+  for i, f in ipairs(list) do
+    local recs = kept[i]
+    for o = 1, #recs, 10 do added[#added + 1] = f .. string.sub(recs, o, o + 9) end
+  end
+  return table.concat(added), n
 end
 
 -- Removes one record (field .. record) from the band when present; returns 1 when removed.

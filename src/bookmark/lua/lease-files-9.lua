@@ -9,6 +9,8 @@
     KEYS[6] leasedparts set: the partitions this run leased in
     KEYS[7] retry       hash: dead letters put back (key -> last-modified), taken whatever the band says
     KEYS[8] runleased   set: the keys this run leased in this partition (its commit drops exactly these)
+    KEYS[9] robbed      set: runs whose leases in this partition another run took over (their
+                        commit, which the slot check refuses anyway, then checks each owner)
     ARGV[1] runId
     ARGV[2] bandMs
     ARGV[3] partitionId
@@ -23,7 +25,7 @@
 -- @include redis-now
 -- @include band-edge
 -- @include band
-local lease, leaserun, active, band, meta, leasedparts, retry, runleased = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local lease, leaserun, active, band, meta, leasedparts, retry, runleased, robbed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local runId, bandMs = ARGV[1], tonumber(ARGV[2])
 local now = redisNowMs()
 local edge = bandEdge(meta, bandMs)
@@ -40,6 +42,10 @@ for i = 5, #ARGV, 2 do
       free = (not exp) or tonumber(exp) <= now
     end
     if free then
+      if owner and owner ~= runId then
+        redis.call('SADD', robbed, owner)
+        redis.call('EXPIRE', robbed, tonumber(ARGV[4]))
+      end
       redis.call('ZADD', lease, lm, k)
       redis.call('HSET', leaserun, k, runId)
       redis.call('SADD', runleased, k)
