@@ -69,7 +69,7 @@ const lists = () => proxy.counts().ListObjectsV2 ?? 0;
 
 describe("listing strategies, counted on a real S3-protocol server", () => {
   it("lexical: after 2,500 drained keys a run with 100 new files makes ≤ 2 LIST requests (a full listing makes 1 + 4); a periodic full listing catches a key out of order", async () => {
-    const N = 2500;
+    const N = Number(process.env.TRANCHE_LISTING_KEYS ?? 2500); // the bench figure: TRANCHE_LISTING_KEYS=20000
     await put(
       "lex",
       Array.from({ length: N }, (_, i) => `lex/${key(i)}`),
