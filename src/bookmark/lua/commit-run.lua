@@ -81,7 +81,7 @@ for i = 1, nTouched do
   if count > 0 and redis.call('EXISTS', retry) == 1 then
     chunked('HDEL', retry, redis.call('ZRANGE', staged, 0, -1), 1000)
   end
-  local added, n = bandAppendPacked(band, bidx, meta, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
+  local added, n = bandAppend(band, bidx, meta, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7])
   if n > 0 then
     redis.call('HSET', deltas, runId .. '|' .. pid, added or ARGV[a + 8])
     deltaParts[#deltaParts + 1] = pid

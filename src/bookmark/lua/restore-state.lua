@@ -50,14 +50,8 @@ for i = 1, nParts do
   else
     local t = cjson.decode(targetJson)
     for j = 1, #remove, 15 do bandRemove(band, meta, string.sub(remove, j, j + 14)) end
-    local groups = {}
-    for j = 1, #add, 15 do
-      local f = string.sub(add, j, j + 4)
-      local g = groups[f]
-      if not g then g = {}; groups[f] = g end
-      g[#g + 1] = string.sub(add, j + 5, j + 14)
-    end
-    bandAppend(band, bidx, meta, groups)
+    local fields, counts, records = groupEntries(add)
+    bandAppend(band, bidx, meta, fields, counts, records)
     local fields = {'updatedAt', now, 'lastRunId', lastRunId}
     for _, f in ipairs({'wm', 'hwm', 'floor', 'files'}) do
       if t[f] ~= nil and t[f] ~= cjson.null then

@@ -22,12 +22,6 @@ local function entryOf(key, lm)
   return u32(sec) .. string.char(math.floor(bytes[1] / 8)), h .. string.char(math.floor(ms / 256), ms % 256), h, ms
 end
 
--- The time (ms) of a 15-byte entry (field .. record).
-local function entryTime(e)
-  local a, b = string.byte(e, 14, 15)
-  return fromU32(string.sub(e, 1, 4)) * 1000 + a * 256 + b
-end
-
 -- Whether a field's records hold hash h at millisecond ms or later.
 local function recordsHold(v, h, ms)
   if not v then return false end
@@ -61,55 +55,12 @@ local function chunked(cmd, key, list, step)
   return out
 end
 
--- Adds entries grouped by field ({field = {records...}}), skipping records the band already
--- holds; one HMGET and one HSET for all fields (in chunks). Returns the entries added (field ..
--- record each) and their count; updates the per-second counts, the seconds index and meta 'bandn'.
-local function bandAppend(band, bidx, meta, groups)
-  local added, n = {}, 0
-  local perSecond = {}
-  local fields = {}
-  for f in pairs(groups) do fields[#fields + 1] = f end
-  local values = chunked('HMGET', band, fields, 1000)
-  local writes = {}
-  for i, f in ipairs(fields) do
-    local recs = groups[f]
-    local v = values[i] or ''
-    local add, seen = {}, {}
-    for _, r in ipairs(recs) do
-      local h = string.sub(r, 1, 8)
-      local a, b = string.byte(r, 9, 10)
-      if not seen[r] and not recordsHold(v, h, a * 256 + b) then
-        seen[r] = true
-        add[#add + 1] = r
-        added[#added + 1] = f .. r
-      end
-    end
-    if #add > 0 then
-      writes[#writes + 1] = f
-      writes[#writes + 1] = v .. table.concat(add)
-      local s = string.sub(f, 1, 4)
-      perSecond[s] = (perSecond[s] or 0) + #add
-      n = n + #add
-    end
-  end
-  if #writes > 0 then chunked('HSET', band, writes, 1000) end
-  local index = {}
-  for s, c in pairs(perSecond) do
-    redis.call('HINCRBY', band, s, c)
-    local sec = fromU32(s)
-    index[#index + 1] = sec
-    index[#index + 1] = sec
-  end
-  if #index > 0 then chunked('ZADD', bidx, index, 1000) end
-  if n > 0 then redis.call('HINCRBY', meta, 'bandn', n) end
-  return added, n
-end
-
--- bandAppend for records the caller grouped: `fields` (5 bytes each, distinct), `counts` (u32
--- per field) and `records` (10 bytes each, grouped in field order). Records the band already
--- holds are left out; returns nil (every entry added: the caller's entries are the delta) or the
+-- Adds records to the band, grouped by the caller: `fields` (5 bytes each, distinct), `counts`
+-- (u32 per field) and `records` (10 bytes each, grouped in field order); one HMGET and one HSET
+-- for all fields (in chunks), and the per-second counts, the seconds index and meta 'bandn'
+-- follow. Records the band already holds are left out; returns nil (every entry added: the caller's entries are the delta) or the
 -- entries added (a string of 15-byte entries), and the count added.
-local function bandAppendPacked(band, bidx, meta, fields, counts, records)
+local function bandAppend(band, bidx, meta, fields, counts, records)
   local list = {}
   for o = 1, #fields, 5 do list[#list + 1] = string.sub(fields, o, o + 4) end
   if #list == 0 then return nil, 0 end
@@ -163,6 +114,23 @@ local function bandAppendPacked(band, bidx, meta, fields, counts, records)
     for o = 1, #recs, 10 do added[#added + 1] = f .. string.sub(recs, o, o + 9) end
   end
   return table.concat(added), n
+end
+
+-- Groups concatenated 15-byte entries (field .. record) by field, as bandAppend takes them.
+local function groupEntries(entries)
+  local order, groups = {}, {}
+  for o = 1, #entries, 15 do
+    local f = string.sub(entries, o, o + 4)
+    local g = groups[f]
+    if not g then g = {}; groups[f] = g; order[#order + 1] = f end
+    g[#g + 1] = string.sub(entries, o + 5, o + 14)
+  end
+  local counts, records = {}, {}
+  for _, f in ipairs(order) do
+    counts[#counts + 1] = u32(#groups[f])
+    records[#records + 1] = table.concat(groups[f])
+  end
+  return table.concat(order), table.concat(counts), table.concat(records)
 end
 
 -- Removes one record (field .. record) from the band when present; returns 1 when removed.
