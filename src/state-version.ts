@@ -95,6 +95,8 @@ const STEPS: Record<number, Step> = {
       const k = keys(prefix, j);
       for (const p of await redis.smembers(k.parts)) {
         const done = `${prefix}:bm:${j}:p:${p}:done`;
+        // Idempotent: a partition converted by an earlier, interrupted migration has no sorted set left.
+        if ((await redis.type(done)) !== "zset") continue;
         const flat = await redis.zrange(done, 0, -1, "WITHSCORES");
         const groups = new Map<string, Buffer[]>();
         const seconds = new Map<number, number>();
@@ -118,6 +120,8 @@ const STEPS: Record<number, Step> = {
       }
       // History: oldest first, each committed snapshot of a partition minus the one before it.
       const hist = (await redis.lrange(k.history, 0, -1)).map((h) => JSON.parse(h) as Record<string, unknown>);
+      // Idempotent: entries converted by an earlier, interrupted migration carry `delta` already.
+      if (hist.every((e) => Array.isArray(e.delta) || e.state === undefined)) continue;
       const prev = new Map<string, BandSet>();
       const m = redis.multi().del(k.history);
       for (const e of [...hist].reverse()) {

@@ -8,6 +8,8 @@
 export function keys(prefix: string, job: string) {
   const j = `${prefix}:bm:${job}`;
   return {
+    /** set — partitions that have had leases (committed or not; for the lexical cursor). P, O. */
+    everLeased: `${j}:leasedp`,
     /** set — partition ids that have bookmark state. C, O. */
     parts: `${j}:parts`,
     /** hash — the job's bookmark: version, runs (committed), lastRunId, updatedAt, epoch (bumped by reset/rewind), historyTrimmed (the newest committed run trimmed off the history). C, O. */

@@ -23,7 +23,7 @@ function source(file: string, included = new Set<string>()): string {
 const SCRIPTS = {
   trancheAcquireRun: "acquire-run-1.lua",
   trancheHeartbeatRun: "heartbeat-run-2.lua",
-  trancheLeaseFiles: "lease-files-9.lua",
+  trancheLeaseFiles: "lease-files-10.lua",
   trancheDropLease: "drop-lease-2.lua",
   trancheLock: "lock-1.lua",
   trancheFinishBatch: "finish-batch-8.lua",

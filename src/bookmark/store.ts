@@ -238,6 +238,7 @@ export class BookmarkStore {
         this.k.retry(partition),
         this.k.runLeased(runId, partition),
         this.k.robbed(partition),
+        this.k.everLeased,
         ...args,
       );
       for (const t of taken) got.add(t);
@@ -627,10 +628,19 @@ export class BookmarkStore {
       this.k.skipped,
       this.k.deltas,
       this.k.lexical,
+      this.k.everLeased,
     ];
     const argv: (string | Buffer)[] = [lastRunId, lastRunId === "" ? "reset" : "rewind"];
     for (const p of pids) {
-      keys.push(this.k.meta(p), this.k.band(p), this.k.bandIndex(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p));
+      keys.push(
+        this.k.meta(p),
+        this.k.band(p),
+        this.k.bandIndex(p),
+        this.k.lease(p),
+        this.k.leaseRun(p),
+        this.k.retry(p),
+        this.k.robbed(p),
+      );
       const t = target.get(p);
       argv.push(p, t?.cursors ? JSON.stringify({ ...t.cursors, edge: t.edge }) : "", t?.remove ?? "", t?.add ?? "");
     }
@@ -641,20 +651,29 @@ export class BookmarkStore {
 
   /**
    * The lexical listing's cursor: the greatest committed key whose run's files all lie below the
-   * band edge of every partition (settled), or null. Folds the settled candidates into that one.
+   * band edge of every partition and below every lease (settled), or null; and whether any leased
+   * file lies at or before it. Folds the settled candidates into that one.
    */
-  async lexicalCursor(bandMs: number): Promise<string | null> {
-    const parts = await this.partitions();
-    if (parts.length === 0) return null;
+  async lexicalCursor(bandMs: number): Promise<{ cursor: string | null; leasedUpToCursor: boolean }> {
+    // Every partition with state or leases: a partition never committed but holding leases (a
+    // run in flight, or one that failed) has no edge yet, so nothing is settled.
+    const parts = (await this.r.sunion(this.k.parts, this.k.everLeased)).sort();
+    if (parts.length === 0) return { cursor: null, leasedUpToCursor: false };
     const pipe = this.r.pipeline();
-    for (const p of parts) pipe.hmget(this.k.meta(p), "wm", "floor");
+    for (const p of parts) pipe.hmget(this.k.meta(p), "wm", "floor").zrange(this.k.lease(p), 0, 0, "WITHSCORES").hkeys(this.k.leaseRun(p));
     const res = (await pipe.exec())!;
     let edge = Number.POSITIVE_INFINITY;
-    for (const [, v] of res) {
-      const c = normalizeCursors({ wm: (v as (string | null)[])[0], floor: (v as (string | null)[])[1] });
+    const leasedKeys: string[] = [];
+    parts.forEach((_, i) => {
+      const v = res[3 * i]![1] as (string | null)[];
+      const minLease = res[3 * i + 1]![1] as string[];
+      leasedKeys.push(...(res[3 * i + 2]![1] as string[]));
+      const c = normalizeCursors({ wm: v[0], floor: v[1] });
+      if (c.wm === null && minLease.length === 0) return; // nothing committed, nothing leased
       edge = Math.min(edge, bandFloor({ wm: c.wm, bandMs, floor: c.floor }));
-    }
-    if (!Number.isFinite(edge)) return null;
+      if (minLease.length) edge = Math.min(edge, Number(minLease[1]));
+    });
+    if (!Number.isFinite(edge)) return { cursor: null, leasedUpToCursor: false };
     const settled = await this.r.zrangebyscore(this.k.lexical, "-inf", `(${edge}`, "WITHSCORES");
     let best: string | null = null;
     let bestAt = 0;
@@ -667,7 +686,8 @@ export class BookmarkStore {
     if (best !== null && settled.length > 2) {
       await this.r.multi().zremrangebyscore(this.k.lexical, "-inf", `(${edge}`).zadd(this.k.lexical, bestAt, best).exec();
     }
-    return best;
+    // Leased files at or before the cursor (of a run that failed) need a full listing to be taken again.
+    return { cursor: best, leasedUpToCursor: best !== null && leasedKeys.some((k) => k <= best) };
   }
 
   /** Whether dead letters were put back for retry in any partition (a lexical listing must then list in full). */

@@ -1,6 +1,6 @@
 import type { JobConfig, TrancheConfig } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
-import { chooseListing, listPages, parseFullListingEvery, type ListingChoice } from "../source/listing.js";
+import { chooseListing, listingCovers, listPages, parseFullListingEvery, type ListingChoice } from "../source/listing.js";
 import { compileFilter } from "../source/partition-filter.js";
 import { openSource } from "../source/open.js";
 import type { Source, SourceObject } from "../source/types.js";
@@ -26,7 +26,14 @@ export async function runListing(
   job: JobConfig,
   store: BookmarkStore,
   o: { enableMode: boolean; bandMs: number; forceFull?: boolean },
-): Promise<{ source: Source; choice: ListingChoice; cursor: string | null; pages: AsyncIterable<SourceObject[]> }> {
+): Promise<{
+  source: Source;
+  choice: ListingChoice;
+  cursor: string | null;
+  pages: AsyncIterable<SourceObject[]>;
+  /** Whether this listing shows a key when it exists (see listingCovers). */
+  covers: (key: string) => boolean;
+}> {
   const source = await openSource(job.source.path, cfg.s3, { recurse: job.source.recurse });
   const s = job.source;
   let cursor: string | null = null;
@@ -34,13 +41,15 @@ export async function runListing(
   if (o.forceFull) {
     choice = { strategy: s.listing === "partitions" ? "partitions" : "full", reason: "asked for" };
   } else if (s.listing === "lexical") {
-    cursor = await store.lexicalCursor(o.bandMs);
+    const lex = await store.lexicalCursor(o.bandMs);
+    cursor = lex.cursor;
     const [rec, retryPending] = await Promise.all([store.redisOf().hgetall(store.k.backlog), store.retryPending()]);
     choice = chooseListing({
       configured: "lexical",
       cursor,
       enableMode: o.enableMode,
       retryPending,
+      leasedBeforeCursor: lex.leasedUpToCursor,
       every: parseFullListingEvery(s.fullListingEvery),
       runsSinceFull: Number(rec.runsSinceFull ?? 0),
       lastFullAt: rec.lastFullAt === undefined ? null : Number(rec.lastFullAt),
@@ -50,7 +59,13 @@ export async function runListing(
     choice = { strategy: s.listing, reason: "configured" };
   }
   const filter = s.partitionFilter === undefined ? undefined : compileFilter(s.partitionFilter, s.partitionKeys);
-  return { source, choice, cursor, pages: listPages(source, { choice, partitionKeys: s.partitionKeys, filter }) };
+  return {
+    source,
+    choice,
+    cursor,
+    pages: listPages(source, { choice, partitionKeys: s.partitionKeys, filter }),
+    covers: listingCovers(choice, s.partitionKeys, filter),
+  };
 }
 
 /** Records what a run's listing learned (backlog figures, and when the source was last listed in full). */

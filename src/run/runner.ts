@@ -283,6 +283,9 @@ async function planStep(
     });
   }
   await recordListing(store, r.runId, listing.choice, plan);
+  // A stale lease on a file the listing did not show means "deleted" only where the listing was
+  // complete: not before a lexical cursor, nor outside a partition filter.
+  for (const stale of unseenStale.values()) for (const k of [...stale.keys()]) if (!listing.covers(k)) stale.delete(k);
   backlogFiles.set(labels, plan.remainingFiles);
   backlogBytes.set(labels, plan.remainingBytes);
   backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);

@@ -46,6 +46,8 @@ export function chooseListing(o: {
   cursor: string | null;
   enableMode: boolean;
   retryPending: boolean;
+  /** Files at or before the cursor are leased by runs that have not committed them. */
+  leasedBeforeCursor?: boolean;
   every: FullListingEvery;
   runsSinceFull: number;
   lastFullAt: number | null;
@@ -55,10 +57,28 @@ export function chooseListing(o: {
   if (!o.enableMode) return { strategy: "full", reason: "bookmark mode is not enable" };
   if (o.cursor === null) return { strategy: "full", reason: "no key is settled below the band yet" };
   if (o.retryPending) return { strategy: "full", reason: "dead letters were put back for retry" };
+  if (o.leasedBeforeCursor) return { strategy: "full", reason: "files before the cursor are leased by a run that did not commit them" };
   if ("runs" in o.every ? o.runsSinceFull + 1 >= o.every.runs : o.lastFullAt === null || o.now - o.lastFullAt >= o.every.ms) {
     return { strategy: "full", reason: "periodic full listing (source.fullListingEvery)" };
   }
   return { strategy: "lexical", startAfter: o.cursor, reason: "keys after the settled cursor" };
+}
+
+/**
+ * Whether a listing under this choice shows a key (when it exists): the lexical listing shows only
+ * keys after its cursor, a partition filter only its partitions, the partitions walk only the Hive
+ * layout. The planner drops a stale lease as "file deleted" only for keys its listing covers.
+ */
+export function listingCovers(
+  choice: ListingChoice,
+  partitionKeys: readonly string[],
+  filter: Filter | undefined,
+): (key: string) => boolean {
+  return (key) => {
+    if (choice.startAfter !== undefined && key <= choice.startAfter) return false;
+    if (choice.strategy === "partitions" && partitionKeys.length > 0 && parsePartition(key, partitionKeys).id === "_") return false;
+    return !filter || filter(parsePartition(key, partitionKeys).values) === true;
+  };
 }
 
 /** Keeps the objects whose partition the filter accepts (unknown or false: left out). */

@@ -11,7 +11,8 @@
     KEYS[7] skipped     hash   (deleted by a reset)
     KEYS[8] deltas      hash   (deleted by a reset)
     KEYS[9] lexical     zset   (deleted by a reset and a rewind: the next lexical run lists in full)
-    then 6 keys per partition (meta, band, bidx, lease, leaserun, retry)
+    KEYS[10] leasedp    set    (deleted by a reset)
+    then 7 keys per partition (meta, band, bidx, lease, leaserun, retry, robbed)
     ARGV[1] lastRunId   ("" for a reset)
     ARGV[2] mode        'reset' or 'rewind'
     ARGV[3..] 4 per partition: id, target meta JSON {wm, hwm, floor, files, edge} ('' deletes the
@@ -40,9 +41,9 @@ local nParts = (#ARGV - 2) / 4
 for i = 1, nParts do
   local a = 2 + (i - 1) * 4
   local pid, targetJson, remove, add = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
-  local base = 9 + (i - 1) * 6
+  local base = 10 + (i - 1) * 7
   local meta, band, bidx, lease, leaserun, retry = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6]
-  redis.call('DEL', lease, leaserun)
+  redis.call('DEL', lease, leaserun, KEYS[base + 7])
   if mode == 'reset' then redis.call('DEL', retry) end
   if targetJson == '' then
     redis.call('DEL', meta, band, bidx)
@@ -67,7 +68,7 @@ for i = 1, nParts do
   end
 end
 if mode == 'reset' then
-  redis.call('DEL', jobmeta, parts, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+  redis.call('DEL', jobmeta, parts, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[10])
   redis.call('HSET', jobmeta, 'epoch', epoch)
   return {1, 0}
 end

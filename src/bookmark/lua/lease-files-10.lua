@@ -10,7 +10,10 @@
     KEYS[7] retry       hash: dead letters put back (key -> last-modified), taken whatever the band says
     KEYS[8] runleased   set: the keys this run leased in this partition (its commit drops exactly these)
     KEYS[9] robbed      set: runs whose leases in this partition another run took over (their
-                        commit, which the slot check refuses anyway, then checks each owner)
+                        commit, which the slot check refuses anyway, then checks each owner;
+                        kept to at most 1,000)
+    KEYS[10] leasedp    set (job): partitions that have had leases (the lexical cursor must not
+                        pass a partition's leases, committed or not)
     ARGV[1] runId
     ARGV[2] bandMs
     ARGV[3] partitionId
@@ -25,7 +28,8 @@
 -- @include redis-now
 -- @include band-edge
 -- @include band
-local lease, leaserun, active, band, meta, leasedparts, retry, runleased, robbed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local lease, leaserun, active, band, meta, leasedparts, retry, runleased, robbed, leasedp =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local runId, bandMs = ARGV[1], tonumber(ARGV[2])
 local now = redisNowMs()
 local edge = bandEdge(meta, bandMs)
@@ -45,6 +49,7 @@ for i = 5, #ARGV, 2 do
       if owner and owner ~= runId then
         redis.call('SADD', robbed, owner)
         redis.call('EXPIRE', robbed, tonumber(ARGV[4]))
+        if redis.call('SCARD', robbed) > 1000 then redis.call('SPOP', robbed, 500) end
       end
       redis.call('ZADD', lease, lm, k)
       redis.call('HSET', leaserun, k, runId)
@@ -55,6 +60,7 @@ for i = 5, #ARGV, 2 do
 end
 if #taken > 0 then
   redis.call('SADD', leasedparts, ARGV[3])
+  redis.call('SADD', leasedp, ARGV[3])
   redis.call('EXPIRE', leasedparts, tonumber(ARGV[4]))
   redis.call('EXPIRE', runleased, tonumber(ARGV[4]))
 end

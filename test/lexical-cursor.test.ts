@@ -1,0 +1,148 @@
+/**
+ * The lexical listing's cursor and stale leases (regressions found in review): a lease before the
+ * cursor is never dropped as "deleted" by a listing that could not see it, a lease in a partition
+ * that never committed holds the cursor back, and the format 1 → 2 migration can be run again.
+ */
+import { afterAll, describe, expect, it } from "vitest";
+import { BookmarkStore } from "../src/bookmark/store.js";
+import { selectionRule } from "../src/run/selection.js";
+import { chooseListing, listingCovers, type ListingChoice } from "../src/source/listing.js";
+import { migrateState } from "../src/state-version.js";
+import { stateKey } from "../src/bookmark/keys.js";
+import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
+
+const redis = redisClient();
+const prefixes: string[] = [];
+afterAll(async () => {
+  for (const p of prefixes) await cleanPrefix(redis, p);
+  await redis.quit();
+});
+const BAND = 10_000;
+function store(name: string) {
+  const prefix = uniquePrefix(name);
+  prefixes.push(prefix);
+  return new BookmarkStore(redis, prefix, name);
+}
+type F = { key: string; lastModified: number };
+async function commit(s: BookmarkStore, runId: string, p: string, files: F[]) {
+  await s.slots.acquire(runId, 100, 30_000);
+  const withSize = files.map((f) => ({ ...f, size: 1 }));
+  expect((await s.lease(p, runId, withSize, BAND)).size).toBe(files.length);
+  await s.stageBatch({ partition: p, runId, commitId: `${runId}-c`, finalBatchId: "b", files: withSize });
+  await s.commitRun({
+    runId,
+    bandMs: BAND,
+    maxFilesInBand: 100_000,
+    historySize: 10,
+    summary: { runId, status: "succeeded", mode: "enable" },
+  });
+  await s.slots.release(runId);
+}
+/** The runner's plan step over one listing: which files are new, and stale leases dropped only where the listing covers them. */
+async function plan(s: BookmarkStore, runId: string, choice: ListingChoice, page: (F & { partition: string })[]) {
+  const unseen = new Map<string, Map<string, string>>();
+  const fresh = await (await selectionRule(s, "enable", runId, BAND, undefined, undefined, unseen))(page);
+  const covers = listingCovers(choice, [], undefined);
+  for (const [p, stale] of unseen) {
+    for (const k of [...stale.keys()]) if (!covers(k)) stale.delete(k);
+    if (stale.size) await s.dropStaleLeases(p, stale);
+  }
+  return fresh;
+}
+const full: ListingChoice = { strategy: "full", reason: "" };
+
+describe("lexical cursor and stale leases", () => {
+  it("an out-of-order key leased by a failed full-listing run is not dropped by the next lexical run, and forces a full listing", async () => {
+    const s = store("lexloss");
+    await commit(s, "r0", "_", [{ key: "b", lastModified: 1000 }]);
+    await commit(s, "r1", "_", [{ key: "c", lastModified: 20_000 }]);
+    expect((await s.lexicalCursor(BAND)).cursor).toBe("b");
+    // A full listing run takes the out-of-order key a (t=15 s, above the edge of 10 s) and fails.
+    await s.slots.acquire("rf", 100, 30_000);
+    const all = [
+      { key: "a", lastModified: 15_000, partition: "_" },
+      { key: "b", lastModified: 1000, partition: "_" },
+      { key: "c", lastModified: 20_000, partition: "_" },
+    ];
+    expect(await plan(s, "rf", full, all)).toEqual([true, false, false]);
+    await s.lease("_", "rf", [{ key: "a", lastModified: 15_000, size: 1 }], BAND);
+    await s.slots.release("rf");
+    // The next lexical run (from b) cannot see a: its lease must stay (it holds the watermark).
+    const lex: ListingChoice = { strategy: "lexical", startAfter: "b", reason: "" };
+    const page = [
+      { key: "c", lastModified: 20_000, partition: "_" },
+      { key: "d", lastModified: 30_000, partition: "_" },
+    ];
+    await s.slots.acquire("r2", 100, 30_000);
+    expect(await plan(s, "r2", lex, page)).toEqual([false, true]);
+    await s.slots.release("r2");
+    expect((await s.summary()).partitions[0]!.leased).toBe(1);
+    await commit(s, "r2", "_", [{ key: "d", lastModified: 30_000 }]);
+    expect((await s.summary()).partitions[0]!.wm).toBe(20_000); // held by the lease on a (it never moves back)
+    // A leased file before the cursor makes the next run list in full, which takes a.
+    const c = await s.lexicalCursor(BAND);
+    expect(c.leasedUpToCursor).toBe(true);
+    const choice = chooseListing({
+      configured: "lexical",
+      cursor: c.cursor,
+      enableMode: true,
+      retryPending: false,
+      leasedBeforeCursor: c.leasedUpToCursor,
+      every: { runs: 100 },
+      runsSinceFull: 0,
+      lastFullAt: null,
+      now: 0,
+    });
+    expect(choice.strategy).toBe("full");
+    await s.slots.acquire("r3", 100, 30_000);
+    expect((await plan(s, "r3", full, [all[0]!, ...page]))[0]).toBe(true);
+  });
+
+  it("a lease in a partition that never committed holds the cursor back", async () => {
+    const s = store("lexgap");
+    await s.slots.acquire("r1", 100, 30_000);
+    expect((await s.lease("us", "r1", [{ key: "T00/region=us/a", lastModified: 1000, size: 1 }], BAND)).size).toBe(1);
+    await commit(s, "r2", "eu", [{ key: "T01/region=eu/b", lastModified: 2000 }]);
+    await commit(s, "r3", "eu", [{ key: "T05/region=eu/c", lastModified: 20_000 }]);
+    const { cursor } = await s.lexicalCursor(BAND);
+    expect(cursor === null || cursor < "T00/region=us/a").toBe(true);
+  });
+
+  it("format 1 → 2 run again after an interrupted migration keeps the converted band and deltas", async () => {
+    const s = store("mig");
+    const bm = `${s.prefix}:bm:mig`;
+    await redis.hset(stateKey(s.prefix), "version", "1");
+    await redis.sadd(`${bm}:parts`, "_");
+    await redis.hset(`${bm}:p:_:meta`, "wm", "3000", "hwm", "3000", "files", "2");
+    await redis.zadd(`${bm}:p:_:done`, 2000, "a", 3000, "b");
+    await redis.lpush(
+      `${s.prefix}:runs:mig:history`,
+      JSON.stringify({
+        runId: "r1",
+        committed: true,
+        version: 1,
+        state: {
+          _: {
+            wm: "3000",
+            files: 2,
+            band: [
+              ["a", 2000],
+              ["b", 3000],
+            ],
+          },
+        },
+        parts: ["_"],
+      }),
+    );
+    await migrateState(redis, s.prefix, ["mig"]);
+    await redis.hset(stateKey(s.prefix), "version", "1"); // as if the step had died before the version bump
+    await migrateState(redis, s.prefix, ["mig"]);
+    const files = [
+      { key: "a", lastModified: 2000 },
+      { key: "b", lastModified: 3000 },
+    ];
+    expect(await s.bandHolds("_", files)).toEqual([true, true]);
+    expect((await s.summary()).partitions[0]!.bandFiles).toBe(2);
+    expect((await s.history())[0]!.delta).toEqual(["_"]);
+  });
+});
