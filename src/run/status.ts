@@ -2,14 +2,19 @@ import type { TrancheConfig } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import { planRun } from "../planner/plan.js";
 import { selectionRule } from "./selection.js";
-import { openSource } from "../source/open.js";
+import { runListing } from "./listing-step.js";
 
-/** The backlog of a job: unprocessed files and bytes, and the age of the oldest one (one listing). */
+/**
+ * The backlog of a job, listed now: unprocessed files and bytes, and the age of the oldest one.
+ * A full listing (or the partitions walk), with the job's partition filter.
+ */
 export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkStore) {
   const j = cfg.jobs[job]!;
   const bandMs = j.bookmark.maxBand * 1000;
+  const listing = await runListing(cfg, j, store, { enableMode: true, bandMs, forceFull: true });
   const plan = await planRun({
-    source: await openSource(j.source.path, cfg.s3, { recurse: j.source.recurse }),
+    source: listing.source,
+    pages: listing.pages,
     partitionKeys: j.source.partitionKeys,
     exclusions: j.source.exclusions,
     bound: { kind: "files", limit: 1 },
