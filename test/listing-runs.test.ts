@@ -46,6 +46,7 @@ async function put(bucket: string, keys: string[]): Promise<void> {
   );
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const N = Number(process.env.TRANCHE_LISTING_KEYS ?? 2500); // the bench figure: TRANCHE_LISTING_KEYS=20000
 const key = (i: number) => `logs/e-${String(i).padStart(6, "0")}.json`;
 
 async function config(job: string, source: Record<string, unknown>): Promise<string> {
@@ -68,52 +69,55 @@ async function config(job: string, source: Record<string, unknown>): Promise<str
 const lists = () => proxy.counts().ListObjectsV2 ?? 0;
 
 describe("listing strategies, counted on a real S3-protocol server", () => {
-  it("lexical: after 2,500 drained keys a run with 100 new files makes ≤ 2 LIST requests (a full listing makes 1 + 4); a periodic full listing catches a key out of order", async () => {
-    const N = Number(process.env.TRANCHE_LISTING_KEYS ?? 2500); // the bench figure: TRANCHE_LISTING_KEYS=20000
-    await put(
-      "lex",
-      Array.from({ length: N }, (_, i) => `lex/${key(i)}`),
-    );
-    // s3rver stamps the upload time: the drained objects must end up below the band (maxBand: 1 s).
-    await sleep(2100);
-    await put("lex", [`lex/${key(N)}`]);
-    const cfgFile = await config("lex", { path: "s3://lex/lex/", listing: "lexical", fullListingEvery: 100 });
-    const drain = await cli(["run", "lex", "--config", cfgFile, "--drain", "--bounded-files", "1000", "--json"]);
-    expect(drain.code, drain.stderr).toBe(0);
-    expect(await listFiles(path.join(dir, "lex", "out"))).toHaveLength(N + 1);
+  it(
+    `lexical: after ${N} drained keys a run with 100 new files makes ≤ 2 LIST requests (a full listing makes one per 1,000 keys); a periodic full listing catches a key out of order`,
+    async () => {
+      await put(
+        "lex",
+        Array.from({ length: N }, (_, i) => `lex/${key(i)}`),
+      );
+      // s3rver stamps the upload time: the drained objects must end up below the band (maxBand: 1 s).
+      await sleep(2100);
+      await put("lex", [`lex/${key(N)}`]);
+      const cfgFile = await config("lex", { path: "s3://lex/lex/", listing: "lexical", fullListingEvery: 100 });
+      const drain = await cli(["run", "lex", "--config", cfgFile, "--drain", "--bounded-files", "1000", "--json"]);
+      expect(drain.code, drain.stderr).toBe(0);
+      expect(await listFiles(path.join(dir, "lex", "out"))).toHaveLength(N + 1);
 
-    await sleep(1100);
-    await put(
-      "lex",
-      Array.from({ length: 100 }, (_, i) => `lex/${key(N + 1 + i)}`),
-    );
-    proxy.reset();
-    const r = await cli(["run", "lex", "--config", cfgFile, "--json"]);
-    expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 100 });
-    // One for the preflight check of the source, one page from the cursor.
-    expect(lists()).toBeLessThanOrEqual(2);
-    proxy.reset();
-    const st = await cli(["status", "lex", "--config", cfgFile, "--json", "--fresh"]);
-    expect(JSON.parse(st.stdout).backlog.files).toBe(0);
-    expect(lists()).toBe(Math.ceil((N + 101) / 1000)); // a full listing: every page
-    proxy.reset();
-    const cached = await cli(["status", "lex", "--config", cfgFile, "--json"]);
-    expect(cached.code).toBe(0);
-    expect(lists()).toBe(0); // status without --fresh lists nothing
+      await sleep(1100);
+      await put(
+        "lex",
+        Array.from({ length: 100 }, (_, i) => `lex/${key(N + 1 + i)}`),
+      );
+      proxy.reset();
+      const r = await cli(["run", "lex", "--config", cfgFile, "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 100 });
+      // One for the preflight check of the source, one page from the cursor.
+      expect(lists()).toBeLessThanOrEqual(2);
+      proxy.reset();
+      const st = await cli(["status", "lex", "--config", cfgFile, "--json", "--fresh"]);
+      expect(JSON.parse(st.stdout).backlog.files).toBe(0);
+      expect(lists()).toBe(Math.ceil((N + 101) / 1000)); // a full listing: every page
+      proxy.reset();
+      const cached = await cli(["status", "lex", "--config", cfgFile, "--json"]);
+      expect(cached.code).toBe(0);
+      expect(lists()).toBe(0); // status without --fresh lists nothing
 
-    // A key written out of order (before the cursor): the lexical listing cannot see it...
-    await put("lex", ["lex/logs/a-late.json"]);
-    const skip = await cli(["run", "lex", "--config", cfgFile, "--json"]);
-    expect(JSON.parse(skip.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 0 });
-    // ...the periodic full listing finds it, takes it, and says so.
-    const every1 = await config("lex", { path: "s3://lex/lex/", listing: "lexical", fullListingEvery: 1 });
-    const full = await cli(["run", "lex", "--config", every1, "--json"], { TRANCHE_LOG_LEVEL: "warn" });
-    expect(full.code, full.stderr).toBe(0);
-    expect(JSON.parse(full.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 1 });
-    expect(full.stderr).toMatch(/"msg":"the full listing found unprocessed files the lexical listing skipped.*"missed":1/);
-    expect(await listFiles(path.join(dir, "lex", "out"))).toContain("logs/a-late.json");
-  }, 180_000);
+      // A key written out of order (before the cursor): the lexical listing cannot see it...
+      await put("lex", ["lex/logs/a-late.json"]);
+      const skip = await cli(["run", "lex", "--config", cfgFile, "--json"]);
+      expect(JSON.parse(skip.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 0 });
+      // ...the periodic full listing finds it, takes it, and says so.
+      const every1 = await config("lex", { path: "s3://lex/lex/", listing: "lexical", fullListingEvery: 1 });
+      const full = await cli(["run", "lex", "--config", every1, "--json"], { TRANCHE_LOG_LEVEL: "warn" });
+      expect(full.code, full.stderr).toBe(0);
+      expect(JSON.parse(full.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 1 });
+      expect(full.stderr).toMatch(/"msg":"the full listing found unprocessed files the lexical listing skipped.*"missed":1/);
+      expect(await listFiles(path.join(dir, "lex", "out"))).toContain("logs/a-late.json");
+    },
+    Math.max(180_000, N * 40),
+  );
 
   it("partitions: lists only the Hive partitions the filter can match", async () => {
     // s3rver reports a common prefix only when an object sits directly under it, so each folder
