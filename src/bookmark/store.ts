@@ -169,8 +169,9 @@ export class BookmarkStore {
    * Reads what the planner needs for one partition, in one MULTI: watermark, floor, leases (live
    * or stale by Redis' clock) and retried dead letters. The band is not read: {@link newFiles}
    * asks it about one listing page at a time, so planning memory does not grow with the band.
-   * (The band only grows while a run plans, and a file that a concurrent commit adds is leased to
-   * that run or held by it, so the lease script refuses it.)
+   * The view and the band are read at different moments, so a concurrent commit can make a file
+   * look new that it just committed: the lease script, which checks band and leases atomically,
+   * refuses such a file, so no run takes it.
    */
   async loadView(partition: string, bandMs: number): Promise<PartitionView> {
     const res = (await this.r
