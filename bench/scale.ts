@@ -7,8 +7,10 @@
  *    band (caller's time and the script's own time in Redis, and the slowest command meanwhile);
  *  - planner: peak heap (forced GC) planning over 1,000,000 listed objects vs 10,000;
  *  - band: bytes per file of the compact band with 100,000 files in it.
- * LIST requests of an incremental run are counted by test/listing-runs.test.ts (a proxy in front
- * of s3rver). Figures are reported, not asserted; the bounds are asserted by the tests.
+ *  - list: LIST requests of an incremental `lexical` run after draining 20,000 keys from a real
+ *    S3-protocol server, counted by a proxy in front of it (runs test/listing-runs.test.ts with
+ *    TRANCHE_LISTING_KEYS, about 5 minutes, so only with `--only list`; `--keys N` for another size).
+ * Figures are reported, not asserted; the bounds are asserted by the tests.
  */
 import { Redis } from "ioredis";
 import { commitLatency, deletePrefix, plannerPeak, realDrain, syntheticBookmark } from "./scale-lib.js";
@@ -72,5 +74,22 @@ if (want("planner")) {
   );
   await deletePrefix(redis, prefix);
   await redis.quit();
+}
+if (only !== undefined && want("list")) {
+  // The s3rver fixture and the counting proxy are the tests' own (test/helpers): run that test.
+  const keys = sizes("keys", [20_000])[0]!;
+  const { execFileSync } = await import("node:child_process");
+  const { readFileSync } = await import("node:fs");
+  execFileSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "test/listing-runs.test.ts", "-t", "lexical"], {
+    env: { ...process.env, TRANCHE_LISTING_KEYS: String(keys), TRANCHE_LOG_LEVEL: "error" },
+    stdio: json ? "ignore" : "inherit",
+  });
+  const line = readFileSync("test-results/scale.txt", "utf8")
+    .trim()
+    .split("\n")
+    .filter((l) => l.startsWith(`listing after ${keys} `))
+    .pop();
+  out.list = line ?? null;
+  say(line ?? "list: no figure written (see the test's output)");
 }
 if (json) process.stdout.write(JSON.stringify(out) + "\n");

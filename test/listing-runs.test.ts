@@ -2,7 +2,7 @@
  * Listing that costs what is new: LIST requests of whole `tranche run`s against a real
  * S3-protocol server (s3rver), counted by a proxy in front of it.
  */
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { appendFile, mkdir, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -94,11 +94,17 @@ describe("listing strategies, counted on a real S3-protocol server", () => {
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout.trim().split("\n").pop()!)).toMatchObject({ files: 100 });
       // One for the preflight check of the source, one page from the cursor.
-      expect(lists()).toBeLessThanOrEqual(2);
+      const lexicalLists = lists();
+      expect(lexicalLists).toBeLessThanOrEqual(2);
       proxy.reset();
       const st = await cli(["status", "lex", "--config", cfgFile, "--json", "--fresh"]);
       expect(JSON.parse(st.stdout).backlog.files).toBe(0);
       expect(lists()).toBe(Math.ceil((N + 101) / 1000)); // a full listing: every page
+      await mkdir("test-results", { recursive: true });
+      await appendFile(
+        "test-results/scale.txt",
+        `listing after ${N} drained keys: lexical run ${lexicalLists} LISTs, full listing ${lists()}\n`,
+      );
       proxy.reset();
       const cached = await cli(["status", "lex", "--config", cfgFile, "--json"]);
       expect(cached.code).toBe(0);
