@@ -108,6 +108,34 @@ describe("lexical cursor and stale leases", () => {
     expect(cursor === null || cursor < "T00/region=us/a").toBe(true);
   });
 
+  it("a file a lexical run missed is found by the next full listing even after the watermark passed it by more than the band", async () => {
+    const s = store("lexkeep");
+    const commitAs = async (runId: string, files: F[], keepMode: "lexical" | "full", keep = false) => {
+      await s.slots.acquire(runId, 100, 30_000);
+      const withSize = files.map((f) => ({ ...f, size: 1 }));
+      expect((await s.lease("_", runId, withSize, BAND, { keep })).size).toBe(files.length);
+      await s.stageBatch({ partition: "_", runId, commitId: `${runId}-c`, finalBatchId: "b", files: withSize });
+      await s.commitRun({ runId, bandMs: BAND, maxFilesInBand: 100_000, historySize: 10, summary: { runId }, keepMode });
+      await s.slots.release(runId);
+    };
+    await commitAs("r0", [{ key: "e-01", lastModified: 1000 }], "full", true); // the first run lists in full
+    await commitAs("r1", [{ key: "e-02", lastModified: 20_000 }], "lexical");
+    // e-00 (an earlier name, written later, t=15 s) is not seen by the next lexical run, which
+    // moves the watermark to 40 s: the band edge (30 s) passes e-00.
+    await commitAs("r2", [{ key: "e-03", lastModified: 40_000 }], "lexical");
+    const missed = { key: "e-00", lastModified: 15_000 };
+    expect(await s.newFiles("_", await s.loadView("_", BAND), [missed], "x")).toEqual([false]); // settled for a normal run
+    // The full listing of the lexical job checks down to its last full listing: e-00 is new, the
+    // committed ones are not.
+    const view = await s.loadView("_", BAND, { keep: true });
+    const all = [missed, { key: "e-01", lastModified: 1000 }, { key: "e-02", lastModified: 20_000 }, { key: "e-03", lastModified: 40_000 }];
+    expect(await s.newFiles("_", view, all, "r3")).toEqual([true, false, false, false]);
+    await commitAs("r3", [missed], "full", true);
+    // That full listing moves 'keep' up to the edge it saw, and the band is pruned below it.
+    expect(await s.bandHolds("_", all)).toEqual([false, false, false, true]);
+    expect(await s.newFiles("_", await s.loadView("_", BAND, { keep: true }), all, "r4")).toEqual([false, false, false, false]);
+  });
+
   it("format 1 → 2 run again after an interrupted migration keeps the converted band and deltas", async () => {
     const s = store("mig");
     const bm = `${s.prefix}:bm:mig`;

@@ -38,6 +38,11 @@ describe("partitionFilter (Glue's GetPartitions Expression)", () => {
     expect(f("hour IS NULL", v)).toBe(false);
     expect(f("hour IS NOT NULL", v)).toBe(true);
     expect(f("hour IS NULL", { ...v, hour: "__HIVE_DEFAULT_PARTITION__" })).toBe(true);
+    // SQL's NULL: no comparison with it is true, not even under NOT.
+    const nul = { ...v, hour: "__HIVE_DEFAULT_PARTITION__" };
+    expect(f("hour >= 9", nul)).not.toBe(true);
+    expect(f("NOT hour IN (8, 11)", nul)).not.toBe(true);
+    expect(f("hour NOT IN (8, 11)", nul)).not.toBe(true);
     // Number literals compare numerically ('07' = 7, and '10' > 9 although '10' < '9' as text).
     expect(f("hour = 7", v)).toBe(true);
     expect(f("hour > 9", { ...v, hour: "10" })).toBe(true);

@@ -18,6 +18,12 @@ export interface PartitionView {
   bandMs: number;
   /** Raised lower edge when the band reached maxFilesInBand (epoch ms), or null. */
   floor?: number | null;
+  /**
+   * Only for the full listing of a lexical job: the band edge at its previous full listing (null:
+   * none, the band holds everything since). The band is kept from there, so files the lexical runs
+   * missed since are still told apart from those they committed (see docs/bookmark.md).
+   */
+  keep?: number | null;
   /** key → owner run id, for files leased by runs that are still alive. */
   liveLeases: ReadonlyMap<string, string>;
   /** key → owner run id, for files leased by runs that ended without committing them. */
@@ -30,6 +36,14 @@ export interface PartitionView {
 export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor">): number {
   const edge = view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
   return view.floor === null || view.floor === undefined ? edge : Math.max(edge, view.floor);
+}
+
+/** The edge below which a run treats files as settled: the band edge, lowered to `keep` for the full listing of a lexical job (never below the cap's floor). */
+export function selectionFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor" | "keep">): number {
+  if (view.keep === undefined) return bandFloor(view);
+  const wmEdge = view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
+  const lowered = view.keep === null ? Number.NEGATIVE_INFINITY : Math.min(wmEdge, view.keep);
+  return view.floor === null || view.floor === undefined ? lowered : Math.max(lowered, view.floor);
 }
 
 /**
@@ -51,7 +65,7 @@ export type Verdict = "new" | "done" | "below-band" | "leased";
 
 /** Whether the band must be asked about a file (it is not below the band edge, nor a retried dead letter). */
 export function needsBandCheck(view: PartitionView, file: { key: string; lastModified: number }): boolean {
-  return view.retry?.has(file.key) !== true && file.lastModified >= bandFloor(view);
+  return view.retry?.has(file.key) !== true && file.lastModified >= selectionFloor(view);
 }
 
 /**
@@ -60,7 +74,7 @@ export function needsBandCheck(view: PartitionView, file: { key: string; lastMod
  */
 export function classify(view: PartitionView, file: { key: string; lastModified: number }, runId: string, inBand: boolean): Verdict {
   const retried = view.retry?.has(file.key) === true;
-  if (!retried && file.lastModified < bandFloor(view)) return "below-band";
+  if (!retried && file.lastModified < selectionFloor(view)) return "below-band";
   if (!retried && inBand) return "done";
   const owner = view.liveLeases.get(file.key);
   if (owner !== undefined && owner !== runId) return "leased";

@@ -173,16 +173,16 @@ export class BookmarkStore {
    * look new that it just committed: the lease script, which checks band and leases atomically,
    * refuses such a file, so no run takes it.
    */
-  async loadView(partition: string, bandMs: number): Promise<PartitionView> {
+  async loadView(partition: string, bandMs: number, o: { keep?: boolean } = {}): Promise<PartitionView> {
     const res = (await this.r
       .multi()
-      .hmget(this.k.meta(partition), "wm", "floor")
+      .hmget(this.k.meta(partition), "wm", "floor", "keep")
       .hgetall(this.k.leaseRun(partition))
       .zrange(this.k.active, 0, -1, "WITHSCORES")
       .hkeys(this.k.retry(partition))
       .time()
       .exec())!;
-    const [wmRaw, floorRaw] = res[0]![1] as (string | null)[];
+    const [wmRaw, floorRaw, keepRaw] = res[0]![1] as (string | null)[];
     const leaseOwners = res[1]![1] as Record<string, string>;
     const activeFlat = res[2]![1] as string[];
     const retry = new Set(res[3]![1] as string[]);
@@ -195,7 +195,8 @@ export class BookmarkStore {
     const liveLeases = new Map<string, string>();
     const staleLeases = new Map<string, string>();
     for (const [k, owner] of Object.entries(leaseOwners)) (live.has(owner) ? liveLeases : staleLeases).set(k, owner);
-    return { wm, bandMs, floor: floorAt, liveLeases, staleLeases, retry };
+    const keep = o.keep ? { keep: keepRaw === null || keepRaw === undefined ? null : Number(keepRaw) } : {};
+    return { wm, bandMs, floor: floorAt, liveLeases, staleLeases, retry, ...keep };
   }
 
   /**
@@ -224,10 +225,16 @@ export class BookmarkStore {
   }
 
   /** Leases files of one partition to a run; returns the keys it got. */
-  async lease(partition: string, runId: string, files: readonly CommitFile[], bandMs: number): Promise<Set<string>> {
+  async lease(
+    partition: string,
+    runId: string,
+    files: readonly CommitFile[],
+    bandMs: number,
+    o: { keep?: boolean } = {},
+  ): Promise<Set<string>> {
     const got = new Set<string>();
     for (let i = 0; i < files.length; i += 500) {
-      const args: (string | number)[] = [runId, bandMs, partition, RUN_TTL_S];
+      const args: (string | number)[] = [runId, bandMs, partition, RUN_TTL_S, o.keep ? "1" : ""];
       for (const f of files.slice(i, i + 500)) args.push(f.key, f.lastModified);
       const taken = await this.r.trancheLeaseFiles(
         this.k.lease(partition),
@@ -367,6 +374,8 @@ export class BookmarkStore {
     summary: object;
     /** The bookmark epoch read when the run started (default: now). */
     epoch?: string;
+    /** A lexical job's band keeping (see commit-run.lua): "lexical" for a lexical run, "full" for its full listing. */
+    keepMode?: "" | "lexical" | "full";
   }): Promise<{ version: number; runs: number }> {
     const epoch = args.epoch ?? (await this.slots.epoch());
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -407,6 +416,7 @@ export class BookmarkStore {
         args.historySize,
         JSON.stringify(args.summary),
         epoch,
+        args.keepMode ?? "",
         ...touched,
         ...packs,
       ];

@@ -119,7 +119,7 @@ export const sourceSchema = z
   })
   .strict()
   .superRefine((src, ctx) => {
-    if (src.partitionFilter !== undefined) {
+    if (src.partitionFilter !== undefined && src.partitionFilter.trim() !== "") {
       try {
         compileFilter(src.partitionFilter, src.partitionKeys);
       } catch (err) {

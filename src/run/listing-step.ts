@@ -77,7 +77,8 @@ export async function recordListing(store: BookmarkStore, runId: string, choice:
     strategy: choice.strategy,
     files: plan.remainingFiles,
     bytes: plan.remainingBytes,
-    oldestUnprocessed: plan.oldestUnprocessed ?? "",
+    // What the run leaves: with nothing left, nothing is unprocessed (the oldest was selected).
+    oldestUnprocessed: plan.remainingFiles > 0 ? (plan.oldestUnprocessed ?? "") : "",
     listed: plan.listed,
   });
   if (choice.strategy === "lexical") m.hincrby(store.k.backlog, "runsSinceFull", 1);

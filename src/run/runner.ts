@@ -196,6 +196,7 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         historySize: job.bookmark.historySize,
         summary,
         epoch,
+        keepMode: plan.keepMode,
       });
       summary.version = version;
     } else {
@@ -250,14 +251,20 @@ async function planStep(
   o: RunOptions,
   store: BookmarkStore,
   r: { runId: string; mode: BookmarkMode; bound: Bound; bandMs: number; from?: string; to?: string },
-): Promise<Plan & { unseenStale: Map<string, Map<string, string>> }> {
+): Promise<Plan & { unseenStale: Map<string, Map<string, string>>; keepMode: "" | "lexical" | "full" }> {
   const job = o.cfg.jobs[o.job]!;
   const unseenStale = new Map<string, Map<string, string>>();
   const listing = await runListing(o.cfg, job, store, { enableMode: r.mode === "enable" && r.from === undefined, bandMs: r.bandMs });
-  const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log);
+  // A lexical job keeps its band from its last full listing up (docs/bookmark.md): its full
+  // listing checks files down to there, so what the lexical runs missed is found, not settled.
+  const lexicalJob = job.source.listing === "lexical" && r.mode === "enable" && r.from === undefined;
+  const keep = lexicalJob && listing.choice.strategy === "full";
+  const keepMode: "" | "lexical" | "full" = lexicalJob ? (keep ? "full" : "lexical") : "";
+  const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log, { keep });
   // A full listing of a lexical job: new files at or before the cursor are what the lexical
   // listing missed (their keys were not written in increasing order).
   let missed = 0;
+  const missedKeys: string[] = [];
   const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
   const plan = await planRun({
     source: listing.source,
@@ -267,7 +274,13 @@ async function planStep(
     bound: r.bound,
     newIn: async (files) => {
       const fresh = await rule(files);
-      if (cursor !== null) files.forEach((f, i) => fresh[i] && f.key <= cursor && missed++);
+      if (cursor !== null)
+        files.forEach((f, i) => {
+          if (fresh[i] && f.key <= cursor) {
+            missed++;
+            if (missedKeys.length < 10) missedKeys.push(f.key);
+          }
+        });
       return fresh;
     },
     onPage: (listed) => o.onProgress?.({ phase: "listing", listed, files: 0, bytes: 0, filesDone: 0, bytesDone: 0 }),
@@ -279,6 +292,7 @@ async function planStep(
       job: o.job,
       runId: r.runId,
       missed,
+      keys: missedKeys,
       cursor,
     });
   }
@@ -303,7 +317,7 @@ async function planStep(
     bytes: plan.bytes,
     remainingFiles: plan.remainingFiles,
   });
-  return { ...plan, unseenStale };
+  return { ...plan, unseenStale, keepMode };
 }
 
 /**
@@ -313,7 +327,7 @@ async function planStep(
 async function leaseStep(
   o: RunOptions,
   store: BookmarkStore,
-  plan: Plan & { unseenStale: Map<string, Map<string, string>> },
+  plan: Plan & { unseenStale: Map<string, Map<string, string>>; keepMode: "" | "lexical" | "full" },
   r: { runId: string; mode: BookmarkMode; bandMs: number; log: Logger },
 ): Promise<PlannedFile[]> {
   let selected = plan.selected;
@@ -332,7 +346,7 @@ async function leaseStep(
   if (selected.length) {
     const leased = new Set<string>();
     for (const [p, files] of groupByPartition(selected))
-      for (const k of await store.lease(p, r.runId, files, r.bandMs)) leased.add(`${p}\u0000${k}`);
+      for (const k of await store.lease(p, r.runId, files, r.bandMs, { keep: plan.keepMode === "full" })) leased.add(`${p}\u0000${k}`);
     selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
   }
   return selected;

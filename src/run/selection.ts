@@ -36,6 +36,8 @@ export async function selectionRule(
   /** Filled with each partition's leases of ended runs on files the listing did not show (yet). */
   unseenStale: Map<string, Map<string, string>>,
   log?: Logger,
+  /** The full listing of a lexical job: files below the edge but at or above `keep` are checked against the band. */
+  o: { keep?: boolean } = {},
 ): Promise<NewFilter> {
   if ((from === undefined) !== (to === undefined)) {
     throw new ConfigError(`--from and --to go together: give both run ids or neither (got ${from ? `--from ${from}` : `--to ${to}`})`);
@@ -61,7 +63,7 @@ export async function selectionRule(
     for (const [p, idx] of byPartition(files)) {
       let view = views.get(p);
       if (!view) {
-        view = await store.loadView(p, bandMs);
+        view = await store.loadView(p, bandMs, { keep: o.keep });
         views.set(p, view);
         if (view.staleLeases?.size) unseenStale.set(p, new Map(view.staleLeases));
       }

@@ -173,7 +173,7 @@ function evaluate(n: Node, values: Readonly<Record<string, string>>): boolean | 
   const v = values[n.col]!;
   const isNull = v === NULL_VALUE;
   if (n.t === "null") return isNull !== n.neg;
-  if (isNull) return false; // SQL: a comparison with NULL is not true
+  if (isNull) return null; // SQL: a comparison with NULL is unknown (NOT of it too), so never true
   switch (n.t) {
     case "cmp": {
       const c = compare(v, n.lit);

@@ -21,6 +21,9 @@
     ARGV[4] historySize
     ARGV[5] summaryJson
     ARGV[6] epoch        the bookmark epoch when the run started
+    ARGV[7] keepMode     '' (not a lexical job), 'lexical' (a lexical run: the band keeps what is at
+                         or above meta 'keep'), 'full' (a full listing of a lexical job: 'keep'
+                         moves up to the band edge before this commit)
     ARGV[7..6+n] the n touched partition ids (every partition the run staged or leased files in)
     then 8 per touched partition, computed by the caller from the run's staged set (so the script
     neither hashes nor reads the files one by one): the number of staged files, their highest
@@ -49,8 +52,9 @@ local slot = redis.call('ZSCORE', active, runId)
 if not slot or tonumber(slot) <= now then return {0, 'slot'} end
 if tostring(redis.call('HGET', jobmeta, 'epoch') or '0') ~= ARGV[6] then return {0, 'epoch'} end
 local passed = {}
-local nTouched = (#ARGV - 6) / 9
-for i = 1, nTouched do passed[ARGV[6 + i]] = true end
+local keepMode = ARGV[7]
+local nTouched = (#ARGV - 7) / 9
+for i = 1, nTouched do passed[ARGV[7 + i]] = true end
 for _, p in ipairs(redis.call('SUNION', stagedparts, leasedparts)) do
   if not passed[p] then return {0, 'parts'} end
 end
@@ -64,11 +68,11 @@ local function metaOf(meta)
   return {wm = m[1] or nil, hwm = m[2] or nil, floor = m[3] or nil, files = m[4] or '0', bandn = m[5] or '0'}
 end
 for i = 1, nTouched do
-  local pid = ARGV[6 + i]
+  local pid = ARGV[7 + i]
   local base = 8 + (i - 1) * 9
   local meta, band, bidx, lease, leaserun, staged, retry, runleased, robbed =
     KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
-  local a = 6 + nTouched + (i - 1) * 8
+  local a = 7 + nTouched + (i - 1) * 8
   local count, runHwm, runMaxKey, runMaxKeyLm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
   if redis.call('ZCARD', staged) ~= count then return {0, 'parts'} end
   local before = metaOf(meta)
@@ -115,7 +119,22 @@ for i = 1, nTouched do
     local edge = wm - bandMs
     local floor = tonumber(before.floor or '-1e308')
     if floor > edge then edge = floor end
-    bandPrune(band, bidx, meta, edge)
+    -- A lexical job keeps the band from 'keep' (the edge at its last full listing) up, so that its
+    -- next full listing can still tell the files the lexical runs missed from those they committed.
+    local pruneAt = edge
+    if keepMode == 'full' then
+      local old = -1e308
+      if before.wm then old = tonumber(before.wm) - bandMs end
+      if before.floor and tonumber(before.floor) > old then old = tonumber(before.floor) end
+      if old > -1e308 then redis.call('HSET', meta, 'keep', string.format('%d', old)) else redis.call('HDEL', meta, 'keep') end
+      pruneAt = old
+    elseif keepMode == 'lexical' then
+      local keep = redis.call('HGET', meta, 'keep')
+      pruneAt = keep and tonumber(keep) or -1e308
+    end
+    if pruneAt > edge then pruneAt = edge end
+    if before.floor and tonumber(before.floor) > pruneAt then pruneAt = tonumber(before.floor) end
+    bandPrune(band, bidx, meta, pruneAt)
     bandCap(band, bidx, meta, cap, ml, wm)
     redis.call('HSET', meta, 'hwm', string.format('%d', hwm), 'wm', string.format('%d', wm), 'updatedAt', now, 'lastRunId', runId)
     redis.call('HINCRBY', meta, 'files', n)

@@ -18,7 +18,9 @@
     ARGV[2] bandMs
     ARGV[3] partitionId
     ARGV[4] ttlSeconds  of leasedparts and runleased
-    ARGV[5..] key, lastModified pairs
+    ARGV[5] '1' for the full listing of a lexical job: the edge is lowered to meta 'keep' (files
+            the lexical runs since the last full listing may have missed are still leasable)
+    ARGV[6..] key, lastModified pairs
   Output: the keys leased.
   A file is skipped when another live run holds it, when the band holds it at that time or later,
   or when it lies below the partition's current band edge (a concurrent commit may have moved the
@@ -33,8 +35,18 @@ local lease, leaserun, active, band, meta, leasedparts, retry, runleased, robbed
 local runId, bandMs = ARGV[1], tonumber(ARGV[2])
 local now = redisNowMs()
 local edge = bandEdge(meta, bandMs)
+if ARGV[5] == '1' then
+  -- max(min(wm - band, keep), floor): 'keep' lowers the watermark's edge, never the cap's floor.
+  local m = redis.call('HMGET', meta, 'wm', 'floor', 'keep')
+  if m[1] then
+    edge = tonumber(m[1]) - bandMs
+    if m[3] and tonumber(m[3]) < edge then edge = tonumber(m[3]) end
+    if not m[3] then edge = -1e308 end
+    if m[2] and tonumber(m[2]) > edge then edge = tonumber(m[2]) end
+  end
+end
 local taken = {}
-for i = 5, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local k = ARGV[i]
   local lm = tonumber(ARGV[i + 1])
   local retried = redis.call('HEXISTS', retry, k) == 1
