@@ -3,19 +3,27 @@
  * cursor is never dropped as "deleted" by a listing that could not see it, a lease in a partition
  * that never committed holds the cursor back, and the format 1 → 2 migration can be run again.
  */
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { cli, writeConfig } from "./helpers/cli.js";
+import { listFiles, writeInput } from "./helpers/files.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { selectionRule } from "../src/run/selection.js";
 import { chooseListing, listingCovers, type ListingChoice } from "../src/source/listing.js";
 import { migrateState } from "../src/state-version.js";
 import { stateKey } from "../src/bookmark/keys.js";
-import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
+import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
 
 const redis = redisClient();
 const prefixes: string[] = [];
+const dirs: string[] = [];
 afterAll(async () => {
   for (const p of prefixes) await cleanPrefix(redis, p);
   await redis.quit();
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 const BAND = 10_000;
 function store(name: string) {
@@ -135,6 +143,46 @@ describe("lexical cursor and stale leases", () => {
     expect(await s.bandHolds("_", all)).toEqual([false, false, false, true]);
     expect(await s.newFiles("_", await s.loadView("_", BAND, { keep: true }), all, "r4")).toEqual([false, false, false, false]);
   });
+
+  it("end to end (CLI, local folder): an early-named file written later is taken by the periodic full listing, with a warning naming it", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-lexkeep-"));
+    dirs.push(dir);
+    const prefix = uniquePrefix("lexcli");
+    prefixes.push(prefix);
+    const inDir = path.join(dir, "in");
+    const T0 = Date.UTC(2024, 0, 2);
+    const config = await writeConfig(dir, {
+      redis: { url: REDIS_URL },
+      prefix,
+      jobs: {
+        ev: {
+          source: { path: "in", listing: "lexical", fullListingEvery: 2 },
+          processor: "copy",
+          output: { path: pathToFileURL(path.join(dir, "out")).href },
+          worker: { threads: 1 },
+          bookmark: { maxBand: 60 },
+        },
+      },
+    });
+    const run = async () => {
+      const r = await cli(["run", "ev", "--config", config, "--json"]);
+      expect(r.code, r.stderr).toBe(0);
+      return { files: (JSON.parse(r.stdout.trim().split("\n").pop()!) as { files: number }).files, stderr: r.stderr };
+    };
+    for (let i = 0; i < 3; i++) await writeInput(inDir, `ev-2024-01-02-0${i}.json`, "{}\n", T0 + i * 5000);
+    expect((await run()).files).toBe(3); // no cursor yet: a full listing
+    await writeInput(inDir, "ev-2024-01-02-10.json", "{}\n", T0 + 200_000);
+    expect((await run()).files).toBe(1); // the first run is now settled: the cursor is its greatest key
+    // An early name written later, and a later name written after it: the lexical run sees only the
+    // later one, and its commit moves the band edge past the early one.
+    await writeInput(inDir, "ev-2023-12-29-00.json", "{}\n", T0 + 210_000);
+    await writeInput(inDir, "ev-2024-01-02-20.json", "{}\n", T0 + 400_000);
+    expect((await run()).files).toBe(1);
+    const full = await run(); // fullListingEvery: 2
+    expect(full.files).toBe(1);
+    expect(full.stderr).toMatch(/lexical listing skipped.*"missed":1,"keys":\["ev-2023-12-29-00.json"\]/);
+    expect((await listFiles(path.join(dir, "out"))).sort()).toEqual((await listFiles(inDir)).sort());
+  }, 60_000);
 
   it("format 1 → 2 run again after an interrupted migration keeps the converted band and deltas", async () => {
     const s = store("mig");
