@@ -144,6 +144,45 @@ describe("lexical cursor and stale leases", () => {
     expect(await s.newFiles("_", await s.loadView("_", BAND, { keep: true }), all, "r4")).toEqual([false, false, false, false]);
   });
 
+  it("a job that becomes lexical (or an upgrade) does not take its committed files again; rewind restores 'keep' and the kept band", async () => {
+    const s = store("lexkeep2");
+    const commitAs = async (runId: string, files: F[], keepMode: "" | "lexical" | "full", keep = false) => {
+      await s.slots.acquire(runId, 100, 30_000);
+      const withSize = files.map((f) => ({ ...f, size: 1 }));
+      await s.lease("_", runId, withSize, BAND, { keep });
+      await s.stageBatch({ partition: "_", runId, commitId: `${runId}-c`, finalBatchId: "b", files: withSize });
+      await s.commitRun({ runId, bandMs: BAND, maxFilesInBand: 100_000, historySize: 20, summary: { runId }, keepMode });
+      await s.slots.release(runId);
+    };
+    // Committed as a full-listing job: the band is pruned at the edge, no 'keep'.
+    const old = [0, 1, 2, 3, 4, 5].map((i) => ({ key: `k-${i}`, lastModified: 1000 + i * 20_000 }));
+    for (const [i, f] of old.entries()) await commitAs(`f${i}`, [f], "");
+    const asFull = await s.newFiles("_", await s.loadView("_", BAND, { keep: true }), old, "x");
+    expect(asFull).toEqual(old.map(() => false));
+    // Now lexical: a full listing run, then lexical runs; then rewind to the second of them.
+    await commitAs("l1", [{ key: "m-1", lastModified: 120_000 }], "full", true);
+    await commitAs("l2", [{ key: "m-2", lastModified: 140_000 }], "lexical");
+    const missed = { key: "a-0", lastModified: 145_000 };
+    await commitAs("l3", [{ key: "m-3", lastModified: 170_000 }], "lexical");
+    await commitAs("l4", [missed], "full", true); // the full listing takes the missed file
+    await commitAs("l5", [{ key: "m-5", lastModified: 300_000 }], "lexical");
+    await s.rewind("l3", BAND);
+    const view = await s.loadView("_", BAND, { keep: true });
+    const committedByThen = [
+      { key: "m-1", lastModified: 120_000 },
+      { key: "m-2", lastModified: 140_000 },
+      { key: "m-3", lastModified: 170_000 },
+    ];
+    // After the rewind to l3: its files are done, the file l4 took is new again (l4 was undone).
+    expect(await s.newFiles("_", view, [...committedByThen, missed, ...old], "y")).toEqual([
+      false,
+      false,
+      false,
+      true,
+      ...old.map(() => false),
+    ]);
+  });
+
   it("end to end (CLI, local folder): an early-named file written later is taken by the periodic full listing, with a warning naming it", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-lexkeep-"));
     dirs.push(dir);
@@ -164,8 +203,8 @@ describe("lexical cursor and stale leases", () => {
         },
       },
     });
-    const run = async () => {
-      const r = await cli(["run", "ev", "--config", config, "--json"]);
+    const run = async (extra: string[] = []) => {
+      const r = await cli(["run", "ev", "--config", config, "--json", ...extra]);
       expect(r.code, r.stderr).toBe(0);
       return { files: (JSON.parse(r.stdout.trim().split("\n").pop()!) as { files: number }).files, stderr: r.stderr };
     };
@@ -176,11 +215,22 @@ describe("lexical cursor and stale leases", () => {
     // An early name written later, and a later name written after it: the lexical run sees only the
     // later one, and its commit moves the band edge past the early one.
     await writeInput(inDir, "ev-2023-12-29-00.json", "{}\n", T0 + 210_000);
+    await writeInput(inDir, "ev-2023-12-29-01.json", "{}\n", T0 + 211_000);
     await writeInput(inDir, "ev-2024-01-02-20.json", "{}\n", T0 + 400_000);
     expect((await run()).files).toBe(1);
-    const full = await run(); // fullListingEvery: 2
+    // fullListingEvery: 2. The full listing finds both, but this run's bound takes one: it does not
+    // count as a full listing, so the next run lists in full again and takes the other.
+    const full = await run(["--bounded-files", "1"]);
     expect(full.files).toBe(1);
-    expect(full.stderr).toMatch(/lexical listing skipped.*"missed":1,"keys":\["ev-2023-12-29-00.json"\]/);
+    expect(full.stderr).toMatch(/lexical listing skipped.*"missed":2,"keys":\["ev-2023-12-29-00.json","ev-2023-12-29-01.json"\]/);
+    expect(full.stderr).toMatch(/more missed files than this run's bound/);
+    const again = await run(["--bounded-files", "1"]);
+    expect(again.files).toBe(1);
+    expect(again.stderr).toMatch(/"keys":\["ev-2023-12-29-01.json"\]/);
+    // Nothing left; later full listings that take nothing still move 'keep' up, so the band is pruned.
+    expect((await run()).files).toBe(0);
+    expect((await run()).files).toBe(0);
+    expect(Number(await redis.hget(`${prefix}:bm:ev:p:_:meta`, "keep"))).toBe(T0 + 400_000 - 60_000);
     expect((await listFiles(path.join(dir, "out"))).sort()).toEqual((await listFiles(inDir)).sort());
   }, 60_000);
 

@@ -20,7 +20,7 @@ export interface PartitionView {
   floor?: number | null;
   /**
    * Only for the full listing of a lexical job: the band edge at its previous full listing (null:
-   * none, the band holds everything since). The band is kept from there, so files the lexical runs
+   * none recorded, nothing is lowered). The band is kept from there, so files the lexical runs
    * missed since are still told apart from those they committed (see docs/bookmark.md).
    */
   keep?: number | null;
@@ -40,9 +40,10 @@ export function bandFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor">):
 
 /** The edge below which a run treats files as settled: the band edge, lowered to `keep` for the full listing of a lexical job (never below the cap's floor). */
 export function selectionFloor(view: Pick<PartitionView, "wm" | "bandMs" | "floor" | "keep">): number {
-  if (view.keep === undefined) return bandFloor(view);
+  // A missing 'keep' lowers nothing: the band was pruned at the edge.
+  if (view.keep === undefined || view.keep === null) return bandFloor(view);
   const wmEdge = view.wm === null ? Number.NEGATIVE_INFINITY : view.wm - view.bandMs;
-  const lowered = view.keep === null ? Number.NEGATIVE_INFINITY : Math.min(wmEdge, view.keep);
+  const lowered = Math.min(wmEdge, view.keep);
   return view.floor === null || view.floor === undefined ? lowered : Math.max(lowered, view.floor);
 }
 

@@ -31,6 +31,7 @@ const SCRIPTS = {
   trancheCommitRun: "commit-run.lua",
   trancheRestoreState: "restore-state.lua",
   trancheRecordRun: "record-run-3.lua",
+  trancheAdvanceKeep: "advance-keep-1.lua",
 } as const;
 
 let loaded: { name: string; lua: string; numberOfKeys?: number }[] | undefined;
@@ -55,6 +56,7 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheCommitRun(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRecordRun(history: string, deltas: string, jobMeta: string, summary: string, historySize: number): Promise<number>;
+  trancheAdvanceKeep(meta: string, edge: number): Promise<number>;
 };
 
 /** The SHA-1 Redis knows a script by (EVALSHA, SLOWLOG entries). */

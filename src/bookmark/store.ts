@@ -1,7 +1,7 @@
 import type { Cluster, Redis } from "ioredis";
 import { keys, type Keys } from "./keys.js";
 import { ConfigError, RunInProgressError, RunLostError } from "../errors.js";
-import { bandFloor, needsBandCheck, classify, type PartitionView } from "./rules.js";
+import { bandFloor, needsBandCheck, classify, selectionFloor, type PartitionView } from "./rules.js";
 import { bandEntry, BandSet, ENTRY_BYTES, entryTime, recordsHold } from "./band.js";
 import { withScripts, type ScriptRedis } from "./scripts.js";
 import { RunSlots, RUN_TTL_S } from "./run-slots.js";
@@ -18,6 +18,8 @@ export interface PartitionCursors {
   hwm: number | null;
   floor: number | null;
   files: number;
+  /** A lexical job's 'keep' (the band is kept from there up), when set. */
+  keep?: number | null;
 }
 /** One partition's delta in a history entry: the cursors after the commit (and before it), and how many band entries it added. */
 export interface PartitionDelta extends PartitionCursors {
@@ -61,7 +63,7 @@ export function asArray<T>(v: T[] | Record<string, never> | undefined | null): T
 /** Cursors come out of Lua with strings for numbers (and without the fields that were not set). */
 export function normalizeCursors(p: Record<string, unknown> | undefined): PartitionCursors {
   const num = (v: unknown) => (v === undefined || v === null || v === "" ? null : Number(v));
-  return { wm: num(p?.wm), hwm: num(p?.hwm), floor: num(p?.floor), files: Number(p?.files ?? 0) };
+  return { wm: num(p?.wm), hwm: num(p?.hwm), floor: num(p?.floor), files: Number(p?.files ?? 0), keep: num(p?.keep) };
 }
 
 /** What one batch attempt did (see {@link BookmarkStore.finishBatch}). */
@@ -376,6 +378,8 @@ export class BookmarkStore {
     epoch?: string;
     /** A lexical job's band keeping (see commit-run.lua): "lexical" for a lexical run, "full" for its full listing. */
     keepMode?: "" | "lexical" | "full";
+    /** With keepMode "full": the band edges the run planned with, per partition ('keep' never goes above them). */
+    plannedEdges?: ReadonlyMap<string, number>;
   }): Promise<{ version: number; runs: number }> {
     const epoch = args.epoch ?? (await this.slots.epoch());
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -408,7 +412,10 @@ export class BookmarkStore {
       const pipe = this.r.pipeline();
       for (const p of touched) pipe.zrange(this.k.staged(args.runId, p), 0, -1, "WITHSCORES");
       const staged = touched.length ? (await pipe.exec())! : [];
-      const packs = staged.flatMap(([, flat]) => packStaged(flat as string[]));
+      const packs = staged.flatMap(([, flat], i) => {
+        const planned = args.plannedEdges?.get(touched[i]!);
+        return [...packStaged(flat as string[]), planned !== undefined && Number.isFinite(planned) ? Math.floor(planned) : ""];
+      });
       const argv = [
         args.runId,
         args.bandMs,
@@ -535,7 +542,8 @@ export class BookmarkStore {
         target.set(p, { cursors: null, edge: null, remove, add: Buffer.alloc(0) });
         continue;
       }
-      const edge = bandFloor({ wm: cursors.wm, bandMs, floor: cursors.floor });
+      // A lexical job kept its band from 'keep' up: rebuild (and prune) from there.
+      const edge = selectionFloor({ wm: cursors.wm, bandMs, floor: cursors.floor, keep: cursors.keep ?? null });
       const add: Buffer[] = [];
       for (const e of older) {
         const b = blobs.get(`${e.runId}|${p}`);
@@ -699,6 +707,11 @@ export class BookmarkStore {
     }
     // Leased files at or before the cursor (of a run that failed) need a full listing to be taken again.
     return { cursor: best, leasedUpToCursor: best !== null && leasedKeys.some((k) => k <= best) };
+  }
+
+  /** Moves each partition's 'keep' up to the given band edge (never down; see docs/bookmark.md). */
+  async advanceKeep(edges: ReadonlyMap<string, number>): Promise<void> {
+    for (const [p, edge] of edges) if (Number.isFinite(edge)) await this.r.trancheAdvanceKeep(this.k.meta(p), Math.floor(edge));
   }
 
   /** Whether dead letters were put back for retry in any partition (a lexical listing must then list in full). */

@@ -82,8 +82,15 @@ export async function recordListing(store: BookmarkStore, runId: string, choice:
     listed: plan.listed,
   });
   if (choice.strategy === "lexical") m.hincrby(store.k.backlog, "runsSinceFull", 1);
-  else m.hset(store.k.backlog, { runsSinceFull: 0, lastFullAt: Date.now() });
   await m.exec();
+}
+
+/**
+ * Records a full listing as done, once its run committed or had nothing to take (a run that
+ * failed leaves the periodic full listing due, so the next run lists in full again).
+ */
+export async function recordFullListing(store: BookmarkStore): Promise<void> {
+  await store.redisOf().hset(store.k.backlog, { runsSinceFull: 0, lastFullAt: Date.now() });
 }
 
 /** The last run's listing figures, or null. */

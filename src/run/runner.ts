@@ -14,7 +14,7 @@ import { batchId, queueName, type BatchJobData } from "../queue/batch-job.js";
 import { findOutputCollision } from "../sink/output-name.js";
 import { newRunId } from "./run-id.js";
 import { selectionRule } from "./selection.js";
-import { recordListing, runListing } from "./listing-step.js";
+import { recordFullListing, recordListing, runListing } from "./listing-step.js";
 import type { RunProgress, RunStatus, RunSummary } from "./summary.js";
 
 export type { RunProgress, RunStatus, RunSummary } from "./summary.js";
@@ -116,6 +116,10 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
     if (mode === "enable") unlockPlanning = await store.slots.lockPlanning(runId, { log });
     const plan = await planStep(o, store, { runId, mode, bound, bandMs, from, to });
     const selected = await leaseStep(o, store, plan, { runId, mode, bandMs, log });
+    // A complete full listing of a lexical job that takes nothing has still checked every file
+    // down to 'keep': 'keep' moves up to the edges it saw (a run that takes files does so at commit).
+    if (selected.length === 0 && plan.keepMode === "full") await store.advanceKeep(plan.keepEdges);
+    if (selected.length === 0 && plan.fullListing) await recordFullListing(store);
     await unlockPlanning();
     const batches = splitIntoBatches(selected, job.batchFiles);
     const files = selected.length;
@@ -197,8 +201,12 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
         summary,
         epoch,
         keepMode: plan.keepMode,
+        plannedEdges: plan.keepEdges,
       });
       summary.version = version;
+      // The partitions this complete full listing saw but did not touch move their 'keep' up too.
+      if (plan.keepMode === "full") await store.advanceKeep(plan.keepEdges);
+      if (plan.fullListing) await recordFullListing(store);
     } else {
       await store.recordRun(summary, job.bookmark.historySize);
     }
@@ -246,12 +254,24 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   }
 }
 
+/** What the plan step hands on: the plan, stale leases to drop, and a lexical job's band keeping. */
+type PlanStep = Plan & {
+  unseenStale: Map<string, Map<string, string>>;
+  keepMode: "" | "lexical" | "full";
+  /** Leases may go down to 'keep' (the full listing of a lexical job). */
+  leaseKeep: boolean;
+  /** Band edges as planned, per partition seen (a complete full listing of a lexical job). */
+  keepEdges: Map<string, number>;
+  /** A complete full listing (see recordFullListing). */
+  fullListing: boolean;
+};
+
 /** Lists the source page by page and selects the oldest unprocessed files within the bound. */
 async function planStep(
   o: RunOptions,
   store: BookmarkStore,
   r: { runId: string; mode: BookmarkMode; bound: Bound; bandMs: number; from?: string; to?: string },
-): Promise<Plan & { unseenStale: Map<string, Map<string, string>>; keepMode: "" | "lexical" | "full" }> {
+): Promise<PlanStep> {
   const job = o.cfg.jobs[o.job]!;
   const unseenStale = new Map<string, Map<string, string>>();
   const listing = await runListing(o.cfg, job, store, { enableMode: r.mode === "enable" && r.from === undefined, bandMs: r.bandMs });
@@ -259,12 +279,15 @@ async function planStep(
   // listing checks files down to there, so what the lexical runs missed is found, not settled.
   const lexicalJob = job.source.listing === "lexical" && r.mode === "enable" && r.from === undefined;
   const keep = lexicalJob && listing.choice.strategy === "full";
-  const keepMode: "" | "lexical" | "full" = lexicalJob ? (keep ? "full" : "lexical") : "";
   const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log, { keep });
   // A full listing of a lexical job: new files at or before the cursor are what the lexical
   // listing missed (their keys were not written in increasing order).
   let missed = 0;
   const missedKeys: string[] = [];
+  // New files below their partition's band edge (only a lexical job's full listing finds any):
+  // 'keep' may move up only when the run takes all of them, else the rest would be settled.
+  let belowEdge = 0;
+  const edgeOf = (f: { partition: string }) => rule.edgeOf?.(f.partition) ?? Number.NEGATIVE_INFINITY;
   const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
   const plan = await planRun({
     source: listing.source,
@@ -274,6 +297,7 @@ async function planStep(
     bound: r.bound,
     newIn: async (files) => {
       const fresh = await rule(files);
+      if (keep) files.forEach((f, i) => fresh[i] && f.lastModified < edgeOf(f) && belowEdge++);
       if (cursor !== null)
         files.forEach((f, i) => {
           if (fresh[i] && f.key <= cursor) {
@@ -294,6 +318,15 @@ async function planStep(
       missed,
       keys: missedKeys,
       cursor,
+    });
+  }
+  const complete = !keep || plan.selected.filter((f) => f.lastModified < edgeOf(f)).length === belowEdge;
+  const keepMode: "" | "lexical" | "full" = lexicalJob ? (keep && complete ? "full" : "lexical") : "";
+  if (keep && !complete) {
+    o.log.warn("the full listing found more missed files than this run's bound: the next run lists in full again", {
+      job: o.job,
+      runId: r.runId,
+      belowEdge,
     });
   }
   await recordListing(store, r.runId, listing.choice, plan);
@@ -317,7 +350,12 @@ async function planStep(
     bytes: plan.bytes,
     remainingFiles: plan.remainingFiles,
   });
-  return { ...plan, unseenStale, keepMode };
+  // A full listing of a lexical job that takes nothing still verified the band down to 'keep'.
+  const keepEdges = keepMode === "full" ? (rule.edges?.() ?? new Map<string, number>()) : new Map<string, number>();
+  // A full listing counts as one once its run commits or takes nothing, and only when it could
+  // take every missed file (an incomplete one leaves the next run to list in full again).
+  const fullListing = listing.choice.strategy !== "lexical" && complete;
+  return { ...plan, unseenStale, keepMode, leaseKeep: keep, keepEdges, fullListing };
 }
 
 /**
@@ -327,7 +365,7 @@ async function planStep(
 async function leaseStep(
   o: RunOptions,
   store: BookmarkStore,
-  plan: Plan & { unseenStale: Map<string, Map<string, string>>; keepMode: "" | "lexical" | "full" },
+  plan: PlanStep,
   r: { runId: string; mode: BookmarkMode; bandMs: number; log: Logger },
 ): Promise<PlannedFile[]> {
   let selected = plan.selected;
@@ -346,7 +384,7 @@ async function leaseStep(
   if (selected.length) {
     const leased = new Set<string>();
     for (const [p, files] of groupByPartition(selected))
-      for (const k of await store.lease(p, r.runId, files, r.bandMs, { keep: plan.keepMode === "full" })) leased.add(`${p}\u0000${k}`);
+      for (const k of await store.lease(p, r.runId, files, r.bandMs, { keep: plan.leaseKeep })) leased.add(`${p}\u0000${k}`);
     selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
   }
   return selected;

@@ -2,12 +2,16 @@ import type { BookmarkMode } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import type { PartitionView } from "../bookmark/rules.js";
-import { covers } from "../bookmark/rules.js";
+import { bandFloor, covers } from "../bookmark/rules.js";
 import type { PageFile } from "../planner/plan.js";
 import type { Logger } from "../log.js";
 
-/** Which of one listing page's files a run takes. */
-export type NewFilter = (files: readonly PageFile[]) => Promise<boolean[]>;
+/** Which of one listing page's files a run takes; `edgeOf` gives a partition's band edge as planned (once it was seen). */
+export type NewFilter = ((files: readonly PageFile[]) => Promise<boolean[]>) & {
+  edgeOf?: (partition: string) => number | undefined;
+  /** Every partition seen so far → its band edge as planned. */
+  edges?: () => Map<string, number>;
+};
 
 /** Indices of a page's files, per partition. */
 function byPartition(files: readonly PageFile[]): Map<string, number[]> {
@@ -58,7 +62,7 @@ export async function selectionRule(
       files.map((f) => changed.has(f.partition) && covers(r.b[f.partition], bandMs, f) && !covers(r.a[f.partition], bandMs, f));
   }
   const views = new Map<string, PartitionView>();
-  return async (files) => {
+  const filter: NewFilter = async (files) => {
     const out = files.map(() => false);
     for (const [p, idx] of byPartition(files)) {
       let view = views.get(p);
@@ -75,4 +79,10 @@ export async function selectionRule(
     }
     return out;
   };
+  filter.edges = () => new Map([...views].map(([p, v]) => [p, bandFloor(v)]));
+  filter.edgeOf = (p) => {
+    const v = views.get(p);
+    return v ? bandFloor(v) : undefined;
+  };
+  return filter;
 }

@@ -25,11 +25,11 @@
                          or above meta 'keep'), 'full' (a full listing of a lexical job: 'keep'
                          moves up to the band edge before this commit)
     ARGV[7..6+n] the n touched partition ids (every partition the run staged or leased files in)
-    then 8 per touched partition, computed by the caller from the run's staged set (so the script
+    then 9 per touched partition, computed by the caller from the run's staged set (so the script
     neither hashes nor reads the files one by one): the number of staged files, their highest
     time, greatest key and its time, the band fields (5 bytes each, sorted), the records per field
-    (u32 each), the records grouped by field (10 bytes each), and the entries (15 bytes each,
-    field .. record) for the history delta
+    (u32 each), the records grouped by field (10 bytes each), the entries (15 bytes each,
+    field .. record) for the history delta; and the band edge the run planned with ('' if none)
   Output: {1, version, runs}, or {0, reason}:
     'slot'  the run no longer holds a live slot (it was presumed dead; others may have its files);
     'epoch' the bookmark was reset or rewound since the run started;
@@ -53,7 +53,7 @@ if not slot or tonumber(slot) <= now then return {0, 'slot'} end
 if tostring(redis.call('HGET', jobmeta, 'epoch') or '0') ~= ARGV[6] then return {0, 'epoch'} end
 local passed = {}
 local keepMode = ARGV[7]
-local nTouched = (#ARGV - 7) / 9
+local nTouched = (#ARGV - 7) / 10
 for i = 1, nTouched do passed[ARGV[7 + i]] = true end
 for _, p in ipairs(redis.call('SUNION', stagedparts, leasedparts)) do
   if not passed[p] then return {0, 'parts'} end
@@ -64,15 +64,15 @@ local deltaParts = {}
 local committed = 0
 local maxKey, maxLm = nil, nil
 local function metaOf(meta)
-  local m = redis.call('HMGET', meta, 'wm', 'hwm', 'floor', 'files', 'bandn')
-  return {wm = m[1] or nil, hwm = m[2] or nil, floor = m[3] or nil, files = m[4] or '0', bandn = m[5] or '0'}
+  local m = redis.call('HMGET', meta, 'wm', 'hwm', 'floor', 'files', 'bandn', 'keep')
+  return {wm = m[1] or nil, hwm = m[2] or nil, floor = m[3] or nil, files = m[4] or '0', bandn = m[5] or '0', keep = m[6] or nil}
 end
 for i = 1, nTouched do
   local pid = ARGV[7 + i]
   local base = 8 + (i - 1) * 9
   local meta, band, bidx, lease, leaserun, staged, retry, runleased, robbed =
     KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
-  local a = 7 + nTouched + (i - 1) * 8
+  local a = 7 + nTouched + (i - 1) * 9
   local count, runHwm, runMaxKey, runMaxKeyLm = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3], tonumber(ARGV[a + 4])
   if redis.call('ZCARD', staged) ~= count then return {0, 'parts'} end
   local before = metaOf(meta)
@@ -122,15 +122,26 @@ for i = 1, nTouched do
     -- A lexical job keeps the band from 'keep' (the edge at its last full listing) up, so that its
     -- next full listing can still tell the files the lexical runs missed from those they committed.
     local pruneAt = edge
+    -- The edge before this commit ('0' for a partition never committed: the band holds all).
+    local old = 0
+    if before.wm then old = tonumber(before.wm) - bandMs end
+    if before.floor and tonumber(before.floor) > old then old = tonumber(before.floor) end
     if keepMode == 'full' then
-      local old = -1e308
-      if before.wm then old = tonumber(before.wm) - bandMs end
-      if before.floor and tonumber(before.floor) > old then old = tonumber(before.floor) end
-      if old > -1e308 then redis.call('HSET', meta, 'keep', string.format('%d', old)) else redis.call('HDEL', meta, 'keep') end
+      -- Down to where this listing checked: the edge it planned with, or the one before this commit.
+      local planned = tonumber(ARGV[a + 9])
+      if planned and planned < old then old = planned end
+      redis.call('HSET', meta, 'keep', string.format('%d', old))
       pruneAt = old
     elseif keepMode == 'lexical' then
       local keep = redis.call('HGET', meta, 'keep')
-      pruneAt = keep and tonumber(keep) or -1e308
+      if not keep then
+        -- A job that just became lexical: keep from here on.
+        keep = string.format('%d', old)
+        redis.call('HSET', meta, 'keep', keep)
+      end
+      pruneAt = tonumber(keep)
+    else
+      redis.call('HDEL', meta, 'keep')
     end
     if pruneAt > edge then pruneAt = edge end
     if before.floor and tonumber(before.floor) > pruneAt then pruneAt = tonumber(before.floor) end
@@ -144,7 +155,7 @@ for i = 1, nTouched do
   committed = committed + n
   local after = metaOf(meta)
   state[pid] = {wm = after.wm, hwm = after.hwm, floor = after.floor, files = after.files, bandFiles = after.bandn, added = n,
-    before = {wm = before.wm, hwm = before.hwm, floor = before.floor, files = before.files}}
+    keep = after.keep, before = {wm = before.wm, hwm = before.hwm, floor = before.floor, files = before.files, keep = before.keep}}
 end
 redis.call('DEL', stagedparts, leasedparts)
 if maxKey then

@@ -37,11 +37,11 @@ local now = redisNowMs()
 local edge = bandEdge(meta, bandMs)
 if ARGV[5] == '1' then
   -- max(min(wm - band, keep), floor): 'keep' lowers the watermark's edge, never the cap's floor.
+  -- A missing 'keep' lowers nothing (the band was pruned at the edge).
   local m = redis.call('HMGET', meta, 'wm', 'floor', 'keep')
-  if m[1] then
+  if m[1] and m[3] then
     edge = tonumber(m[1]) - bandMs
-    if m[3] and tonumber(m[3]) < edge then edge = tonumber(m[3]) end
-    if not m[3] then edge = -1e308 end
+    if tonumber(m[3]) < edge then edge = tonumber(m[3]) end
     if m[2] and tonumber(m[2]) > edge then edge = tonumber(m[2]) end
   end
 end

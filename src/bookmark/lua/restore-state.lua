@@ -15,7 +15,7 @@
     then 7 keys per partition (meta, band, bidx, lease, leaserun, retry, robbed)
     ARGV[1] lastRunId   ("" for a reset)
     ARGV[2] mode        'reset' or 'rewind'
-    ARGV[3..] 4 per partition: id, target meta JSON {wm, hwm, floor, files, edge} ('' deletes the
+    ARGV[3..] 4 per partition: id, target meta JSON {wm, hwm, floor, files, keep, edge} ('' deletes the
             partition), band entries to remove, band entries to add (concatenated 15-byte
             entries, see includes/band.lua)
   Output: {1, version} or {0, running run ids...}.
@@ -54,7 +54,7 @@ for i = 1, nParts do
     local fields, counts, records = groupEntries(add)
     bandAppend(band, bidx, meta, fields, counts, records)
     local fields = {'updatedAt', now, 'lastRunId', lastRunId}
-    for _, f in ipairs({'wm', 'hwm', 'floor', 'files'}) do
+    for _, f in ipairs({'wm', 'hwm', 'floor', 'files', 'keep'}) do
       if t[f] ~= nil and t[f] ~= cjson.null then
         fields[#fields + 1] = f
         fields[#fields + 1] = string.format('%d', tonumber(t[f]))
