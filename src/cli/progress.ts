@@ -23,7 +23,7 @@ export class ProgressReporter {
     const elapsed = (now - this.startedAt) / 1000;
     let line: string;
     if (p.phase === "listing") {
-      line = `${this.label} listing… ${p.listed.toLocaleString("en-US")} objects`;
+      line = `${this.label} listing… ${p.listed.toLocaleString("en-US")} objects so far`;
     } else {
       const frac = p.files ? p.filesDone / p.files : 1;
       const rate = p.filesDone / Math.max(elapsed, 0.001);
