@@ -17,7 +17,6 @@ export const RECORD_BYTES = 10;
 export const FIELD_BYTES = 5;
 /** A band entry as history deltas keep it: field then record. */
 export const ENTRY_BYTES = FIELD_BYTES + RECORD_BYTES;
-export const BUCKETS = 32;
 
 export interface BandEntry {
   /** The band hash field: second (u32) + bucket. */

@@ -396,11 +396,7 @@ export class BookmarkStore {
       ];
       for (const p of touched)
         keys.push(
-          this.k.meta(p),
-          this.k.band(p),
-          this.k.bandIndex(p),
-          this.k.lease(p),
-          this.k.leaseRun(p),
+          ...this.partitionKeys(p),
           this.k.staged(args.runId, p),
           this.k.retry(p),
           this.k.runLeased(args.runId, p),
@@ -651,15 +647,7 @@ export class BookmarkStore {
     ];
     const argv: (string | Buffer)[] = [lastRunId, lastRunId === "" ? "reset" : "rewind"];
     for (const p of pids) {
-      keys.push(
-        this.k.meta(p),
-        this.k.band(p),
-        this.k.bandIndex(p),
-        this.k.lease(p),
-        this.k.leaseRun(p),
-        this.k.retry(p),
-        this.k.robbed(p),
-      );
+      keys.push(...this.partitionKeys(p), this.k.retry(p), this.k.robbed(p));
       const t = target.get(p);
       argv.push(p, t?.cursors ? JSON.stringify({ ...t.cursors, edge: t.edge }) : "", t?.remove ?? "", t?.add ?? "");
     }
@@ -723,6 +711,11 @@ export class BookmarkStore {
     return false;
   }
 
+  /** A partition's cursors, band and leases: the keys the commit, restore and size scripts all pass first. */
+  private partitionKeys(p: string): string[] {
+    return [this.k.meta(p), this.k.band(p), this.k.bandIndex(p), this.k.lease(p), this.k.leaseRun(p)];
+  }
+
   /** The connection (for the few reads outside the bookmark proper: listing records). */
   redisOf(): Redis | Cluster {
     return this.r;
@@ -765,11 +758,7 @@ export class BookmarkStore {
   /** Every key of this job's bookmark state (for MEMORY USAGE); the history and its deltas are {@link historyKeys}. */
   async stateKeys(): Promise<string[]> {
     const parts = await this.partitions();
-    return [
-      this.k.parts,
-      this.k.jobMeta,
-      ...parts.flatMap((p) => [this.k.meta(p), this.k.band(p), this.k.bandIndex(p), this.k.lease(p), this.k.leaseRun(p), this.k.retry(p)]),
-    ];
+    return [this.k.parts, this.k.jobMeta, ...parts.flatMap((p) => [...this.partitionKeys(p), this.k.retry(p)])];
   }
 
   /** The history's keys: run summaries and the band entries each committed run added. */
