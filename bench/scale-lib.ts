@@ -246,7 +246,7 @@ export async function commitLatency(o: { inBand: number; rounds: number; redisUr
     const log = (await redis.slowlog("GET", -1)) as [number, number, number, string[]][];
     await redis.config("SET", "slowlog-log-slower-than", prevThreshold[1] ?? "10000");
     await redis.config("SET", "slowlog-max-len", prevLen[1] ?? "128");
-    const commitSha = (await import("../src/bookmark/scripts.js")).scriptSha("trancheCommitRun");
+    const commitSha = (await import("../src/bookmark/scripts.js")).scriptSha("trancheCommitPartition");
     const script = log
       .filter((e) => e[3][0]?.toUpperCase().startsWith("EVAL") && e[3].some((a) => a === commitSha))
       .map((e) => e[2] / 1000);

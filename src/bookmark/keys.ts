@@ -50,6 +50,10 @@ export function keys(prefix: string, job: string) {
     lexical: `${prefix}:runs:${job}:lexical`,
     /** hash — what the last run's listing learned (backlog figures for `status`). P. */
     backlog: `${prefix}:runs:${job}:backlog`,
+    /** zset — the job's runs: run id → start time (ms); trimmed to the newest 1,000 (`tranche runs`). S. */
+    runIndex: `${prefix}:runs:${job}:index`,
+    /** hash — trigger bookkeeping: "<trigger>:tick" → last handled tick (ms), "<trigger>:seen" → run-end event id last read. L. */
+    triggers: `${prefix}:runs:${job}:triggers`,
     ...runKeys(prefix),
   };
 }
@@ -57,11 +61,21 @@ export type Keys = ReturnType<typeof keys>;
 
 /**
  * Keys of one run (they do not depend on the job). All expire `RUN_TTL_S` after the run's last
- * write. The run hash's fields: job, status, mode, startedAt, endedAt, batches, filesPlanned,
- * bytesPlanned; counters batchesOk, batchesFailed, progressFiles, progressBytes, filesStaged,
- * bytesStaged, fileFailures, badRecords, deadLettered, gone, archived; `jobFailure` (the first job
- * error); and bookkeeping fields `commit:<id>` (a replayed batch attempt), `batch:<id>` (ok|failed),
- * `batchkind:<id>` (job), `failed:<key@lm>` (a file's failure counted once per run).
+ * write. The run hash's fields:
+ * - written at start (S): job, state (a Glue run state, src/run/states.ts), mode, from, to, bound
+ *   (a --bounded-* override, JSON), trigger (what started it), whenBusy, createdAt, epoch (the
+ *   bookmark epoch), timeoutAt (ms);
+ * - by the plan step (P): startedAt, planned (1 once the plan is stored), partitions, batches,
+ *   filesPlanned, bytesPlanned, error (ERROR: why it could not start);
+ * - by batches (W): counters batchesOk, batchesFailed, progressFiles, progressBytes, filesStaged,
+ *   bytesStaged, fileFailures, badRecords, deadLettered, gone, archived; `jobFailure` (the first
+ *   job error); bookkeeping `commit:<id>` (a replayed batch attempt), `batch:<id>` (ok|failed),
+ *   `batchkind:<id>` (job), `failed:<key@lm>` (a file's failure counted once per run);
+ * - by commits (C): `committed:<partition>` → bookmark version, committedParts;
+ * - by the finish step (F): finished (1 once recorded), endedAt, summary (the RunSummary JSON);
+ * - by stop/timeout (O): stopRequested, timedOut.
+ * Writers: S = start (`tranche run`, the scheduler, the API), P = plan step, W = batch step,
+ * C = commit step, F = finish step, O = `tranche stop` or the timeout step, L = scheduler leader.
  */
 export function runKeys(prefix: string) {
   return {
@@ -79,6 +93,26 @@ export function runKeys(prefix: string) {
     leasedParts: (runId: string) => `${prefix}:run:${runId}:leasedparts`,
     /** set — partitions a run staged files in. W, C. */
     stagedParts: (runId: string) => `${prefix}:run:${runId}:stagedparts`,
+    /** hash — per-partition results: partition → JSON {state, files, bytes, batches, batchesFailed, error, version, manifest}. C, F. */
+    runParts: (runId: string) => `${prefix}:run:${runId}:parts`,
+    /** string — the stored plan (JSON: batches with their files, figures, band keeping); a retried plan step reuses it. P. */
+    runPlan: (runId: string) => `${prefix}:run:${runId}:plan`,
+    /** list — partitions waiting for a place under partitionConcurrency (JSON sub-flows). P, C. */
+    queuedParts: (runId: string) => `${prefix}:run:${runId}:queuedparts`,
+    /** hash — input key → output key written, per partition (the commit's manifest). W, C. */
+    outputs: (runId: string, p: string) => `${prefix}:run:${runId}:out:${p}`,
+    /** string — the process that started the run and waits for it; expires 10 s after it dies. S. */
+    starter: (runId: string) => `${prefix}:run:${runId}:starter`,
+  };
+}
+
+/** Keys shared by all jobs of a prefix. */
+export function globalKeys(prefix: string) {
+  return {
+    /** stream — run ends (job, runId, state, trigger, at), at most ~10,000: `after` triggers and the API read it. F. */
+    events: `${prefix}:events`,
+    /** string — the scheduler leader's lease: its id, expiring 10 s after its last renewal. L. */
+    leader: `${prefix}:scheduler:leader`,
   };
 }
 

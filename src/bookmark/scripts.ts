@@ -28,10 +28,11 @@ const SCRIPTS = {
   trancheLock: "lock-1.lua",
   trancheFinishBatch: "finish-batch-8.lua",
   trancheMarkBatchFailed: "mark-batch-failed-2.lua",
-  trancheCommitRun: "commit-run.lua",
+  trancheCommitPartition: "commit-partition.lua",
   trancheRestoreState: "restore-state.lua",
-  trancheRecordRun: "record-run-3.lua",
+  trancheRecordRun: "record-run-4.lua",
   trancheAdvanceKeep: "advance-keep-1.lua",
+  trancheMoveRunState: "move-run-state-1.lua",
 } as const;
 
 let loaded: { name: string; lua: string; numberOfKeys?: number }[] | undefined;
@@ -53,10 +54,11 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheLock(lock: string, op: "take" | "keep" | "release", owner: string, ttlMs: number): Promise<number>;
   trancheFinishBatch(...args: Arg[]): Promise<Arg[]>;
   trancheMarkBatchFailed(run: string, runErrors: string, ...args: Arg[]): Promise<number>;
-  trancheCommitRun(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
+  trancheCommitPartition(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
-  trancheRecordRun(history: string, deltas: string, jobMeta: string, summary: string, historySize: number): Promise<number>;
+  trancheRecordRun(history: string, deltas: string, jobMeta: string, run: string, summary: string, historySize: number): Promise<number>;
   trancheAdvanceKeep(meta: string, edge: number): Promise<number>;
+  trancheMoveRunState(run: string, to: string, field: string, ...from: string[]): Promise<Arg[]>;
 };
 
 /** The SHA-1 Redis knows a script by (EVALSHA, SLOWLOG entries). */

@@ -45,6 +45,10 @@ export interface HistoryEntry {
   files: number;
   bytes: number;
   committed: boolean;
+  /** "run": a run's summary; "commit": one partition commit of a run; absent in histories from before partition commits (one entry per run). */
+  kind?: "run" | "commit";
+  /** The committed partition (kind "commit"). */
+  partition?: string;
   version?: number;
   /** What the run changed, per partition it touched (the band entries it added are in the deltas hash). */
   state?: Record<string, PartitionDelta>;
@@ -365,25 +369,28 @@ export class BookmarkStore {
   }
 
   /**
-   * Commits everything the run staged, in every partition, in one atomic step, and pushes the run
-   * (with the state after it) on the job's history. Returns the new bookmark version.
+   * Commits what the run staged in one partition, in one atomic step, and pushes the commit (with
+   * the partition's state after it) on the job's history (see commit-partition.lua). Idempotent:
+   * committing a partition again returns its version with `again`. Throws RunLostError when the
+   * run no longer holds its slot or the bookmark was reset or rewound since it started.
    */
-  async commitRun(args: {
+  async commitPartition(args: {
     runId: string;
+    partition: string;
     bandMs: number;
     maxFilesInBand: number;
     historySize: number;
-    summary: object;
-    /** The bookmark epoch read when the run started (default: now). */
-    epoch?: string;
-    /** A lexical job's band keeping (see commit-run.lua): "lexical" for a lexical run, "full" for its full listing. */
+    /** The history entry of this commit (the script adds version, state, delta, parts). */
+    entry: object;
+    /** The bookmark epoch read when the run started. */
+    epoch: string;
+    /** A lexical job's band keeping (see commit-partition.lua): "lexical" for a lexical run, "full" for its full listing. */
     keepMode?: "" | "lexical" | "full";
-    /** With keepMode "full": the band edges the run planned with, per partition ('keep' never goes above them). */
-    plannedEdges?: ReadonlyMap<string, number>;
-  }): Promise<{ version: number; runs: number }> {
-    const epoch = args.epoch ?? (await this.slots.epoch());
+    /** With keepMode "full": the band edge the run planned with in this partition ('keep' never goes above it). */
+    plannedEdge?: number;
+  }): Promise<{ version: number; runs: number; again: boolean }> {
+    const p = args.partition;
     for (let attempt = 0; attempt < 5; attempt++) {
-      const touched = (await this.r.sunion(this.k.stagedParts(args.runId), this.k.leasedParts(args.runId))).sort();
       const keys = [
         this.k.jobMeta,
         this.k.parts,
@@ -393,59 +400,90 @@ export class BookmarkStore {
         this.k.leasedParts(args.runId),
         this.k.deltas,
         this.k.lexical,
+        this.k.run(args.runId),
+        ...this.partitionKeys(p),
+        this.k.staged(args.runId, p),
+        this.k.retry(p),
+        this.k.runLeased(args.runId, p),
+        this.k.robbed(p),
       ];
-      for (const p of touched)
-        keys.push(
-          ...this.partitionKeys(p),
-          this.k.staged(args.runId, p),
-          this.k.retry(p),
-          this.k.runLeased(args.runId, p),
-          this.k.robbed(p),
-        );
       // What the script needs of the staged files, computed here from one read of the run's
-      // staged sets, so the script neither hashes nor walks the files (it checks the counts: a
+      // staged set, so the script neither hashes nor walks the files (it checks the count: a
       // batch staging in between makes it answer 'parts', and we retry).
-      const pipe = this.r.pipeline();
-      for (const p of touched) pipe.zrange(this.k.staged(args.runId, p), 0, -1, "WITHSCORES");
-      const staged = touched.length ? (await pipe.exec())! : [];
-      const packs = staged.flatMap(([, flat], i) => {
-        const planned = args.plannedEdges?.get(touched[i]!);
-        return [...packStaged(flat as string[]), planned !== undefined && Number.isFinite(planned) ? Math.floor(planned) : ""];
-      });
+      const flat = await this.r.zrange(this.k.staged(args.runId, p), 0, -1, "WITHSCORES");
+      const planned = args.plannedEdge;
       const argv = [
         args.runId,
         args.bandMs,
         args.maxFilesInBand,
         args.historySize,
-        JSON.stringify(args.summary),
-        epoch,
+        JSON.stringify(args.entry),
+        args.epoch,
         args.keepMode ?? "",
-        ...touched,
-        ...packs,
+        p,
+        ...packStaged(flat),
+        planned !== undefined && Number.isFinite(planned) ? Math.floor(planned) : "",
       ];
-      const [ok, a, b] = await this.r.trancheCommitRun(keys.length, ...keys, ...argv);
-      if (Number(ok) === 1) return { version: Number(a), runs: Number(b) };
-      if (a === "parts") continue; // a late duplicate batch staged into another partition: retry with it
+      const [ok, a, b, again] = await this.r.trancheCommitPartition(keys.length, ...keys, ...argv);
+      if (Number(ok) === 1) return { version: Number(a), runs: Number(b), again: again === "again" };
+      if (a === "parts") continue; // a late duplicate batch staged meanwhile: retry with it
       throw new RunLostError(
         this.job,
         args.runId,
         a === "slot"
-          ? "it lost its run slot (it stopped renewing it for 15 s, or Redis lost its data), so other runs may have taken its files"
+          ? "it no longer holds its run slot (it ended, or Redis lost its data), so other runs may have taken its files"
           : "the bookmark was reset or rewound while it ran",
       );
     }
-    throw new RunLostError(this.job, args.runId, "its batches kept staging into new partitions while it committed");
+    throw new RunLostError(this.job, args.runId, `its batches kept staging into partition ${JSON.stringify(p)} while it committed`);
   }
 
-  /** Pushes a run that committed nothing (failed, empty, disable or pause) on the history. */
-  async recordRun(summary: object, historySize: number): Promise<void> {
-    await this.r.trancheRecordRun(
+  /**
+   * Commits every partition the run staged or leased in, one after another (each atomically), then
+   * pushes the run's summary: what a run's commit steps and its finish step do, in one call (for
+   * tools and tests; runs commit through src/run/commit-step.ts).
+   */
+  async commitRun(args: {
+    runId: string;
+    bandMs: number;
+    maxFilesInBand: number;
+    historySize: number;
+    summary: object;
+    epoch?: string;
+    keepMode?: "" | "lexical" | "full";
+    plannedEdges?: ReadonlyMap<string, number>;
+  }): Promise<{ version: number; runs: number }> {
+    const epoch = args.epoch ?? (await this.slots.epoch());
+    const touched = (await this.r.sunion(this.k.stagedParts(args.runId), this.k.leasedParts(args.runId))).sort();
+    let last = { version: Number((await this.r.hget(this.k.jobMeta, "version")) ?? 0), runs: 0 };
+    for (const p of touched) {
+      last = await this.commitPartition({
+        runId: args.runId,
+        partition: p,
+        bandMs: args.bandMs,
+        maxFilesInBand: args.maxFilesInBand,
+        historySize: args.historySize,
+        entry: { runId: args.runId, job: this.job },
+        epoch,
+        keepMode: args.keepMode,
+        plannedEdge: args.plannedEdges?.get(p),
+      });
+    }
+    await this.recordRun({ ...args.summary, committed: touched.length > 0, version: last.version }, args.historySize);
+    return { version: last.version, runs: Number((await this.r.hget(this.k.jobMeta, "runs")) ?? 0) };
+  }
+
+  /** Pushes a run's summary on the history (after its partition commits, if any: `committed` says whether it made any), once per run id. */
+  async recordRun(summary: object, historySize: number): Promise<boolean> {
+    const n = await this.r.trancheRecordRun(
       this.k.history,
       this.k.deltas,
       this.k.jobMeta,
-      JSON.stringify({ ...summary, committed: false }),
+      this.k.run((summary as { runId?: string }).runId ?? "none"),
+      JSON.stringify({ ...summary, kind: "run", committed: (summary as { committed?: unknown }).committed === true }),
       historySize,
     );
+    return Number(n) === 1;
   }
 
   /** The job's runs, newest first (as many as `bookmark.historySize` keeps). */
@@ -453,21 +491,34 @@ export class BookmarkStore {
     return (await this.r.lrange(this.k.history, 0, -1)).map((h) => JSON.parse(h) as HistoryEntry);
   }
 
-  /** A committed run's place in the history; a clear error when it is not there. */
+  /**
+   * A committed run's place in the history: its newest partition commit (the state after it holds
+   * every partition the run committed). A clear error when it is not there or committed nothing.
+   */
   private findCommitted(hist: HistoryEntry[], runId: string): number {
-    const i = hist.findIndex((e) => e.runId === runId);
-    if (i < 0) {
+    const i = hist.findIndex((e) => e.runId === runId && e.committed && e.kind !== "run");
+    if (i >= 0) return i;
+    const h = hist.find((e) => e.runId === runId);
+    if (!h) {
       throw new ConfigError(
         `run ${runId} of job "${this.job}" is not in the bookmark history (it keeps the last bookmark.historySize runs); see 'tranche bookmark show ${this.job}'`,
       );
     }
-    const h = hist[i]!;
-    if (!h.committed) {
-      throw new ConfigError(
-        `run ${runId} of job "${this.job}" committed nothing (status ${h.status}, mode ${h.mode}); pick a run that committed`,
-      );
-    }
-    return i;
+    throw new ConfigError(
+      `run ${runId} of job "${this.job}" committed nothing (status ${String(h.state ?? h.status)}, mode ${h.mode}); pick a run that committed`,
+    );
+  }
+
+  /**
+   * What a run committed, by its history: its run summary's state and the partitions it committed
+   * (a run that ended FAILED, STOPPED or TIMEOUT may have committed some of its partitions only).
+   */
+  async committedPartitions(runId: string): Promise<{ state: string | null; partitions: string[]; planned: string[] }> {
+    const hist = await this.history();
+    const run = hist.find((e) => e.runId === runId && e.kind === "run");
+    const partitions = hist.filter((e) => e.runId === runId && e.committed && e.kind === "commit").map((e) => String(e.partition));
+    const planned = Array.isArray(run?.partitions) ? (run.partitions as { partition: string }[]).map((p) => p.partition) : partitions;
+    return { state: run ? String(run.state ?? run.status) : null, partitions, planned };
   }
 
   /** The band entries (concatenated, 15 bytes each) committed runs added, per `<runId>|<partition>` asked. */

@@ -73,12 +73,11 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   });
   // The metrics port, then the job, are checked before Redis is touched: a refused configuration
   // writes nothing anywhere.
-  let checked: Awaited<ReturnType<typeof preflight>>;
   let conn: Awaited<ReturnType<typeof openConnections>>;
   let metrics: Awaited<ReturnType<typeof startMetricsServer>> | undefined;
   try {
     metrics = opts.metricsPort ? await startMetricsServer(opts.metricsPort) : undefined;
-    checked = await preflight({ cfg, job: jobName, pool, log });
+    await preflight({ cfg, job: jobName, pool, log });
     conn = await openConnections(cfg);
   } catch (err) {
     await pool.close();
@@ -129,9 +128,12 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
           from: opts.from,
           to: opts.to,
           onProgress: (p) => progress.update(p),
-          outputNames: checked.customOutputName
-            ? (keys) => pool.outputNames({ processor: job.processor, processorOptions: job.processorOptions, keys })
-            : undefined,
+          attach: true,
+          trigger: opts.drain ? (i === 0 ? "manual" : "drain") : "manual",
+          onStarted: (runId, attached) => {
+            if (attached) process.stderr.write(`[${jobName}] the job is busy with run ${runId}, whose starter is gone: attached to it\n`);
+            else log.debug("run enqueued", { runId });
+          },
         });
       } catch (err) {
         if (err instanceof RunLostError) process.stdout.write(opts.json ? "" : `${err.message}\n`);
@@ -141,6 +143,11 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       }
       summaries.push(s);
       process.stdout.write(opts.json ? JSON.stringify(s) + "\n" : runLine(s));
+      if (s.status === "stopped" || s.status === "timeout") {
+        throw new RunFailedError(
+          `run ${s.runId} of job "${jobName}" ended ${s.state}${s.status === "timeout" ? ` after its timeout (${job.timeout} minutes)` : ""}; its files that did not commit go to the next run`,
+        );
+      }
       if (s.status === "failed") {
         const goesOn = opts.drain && drainGoesOn(s, job.bookmark.deadLetterAfterRuns);
         if (!goesOn) {

@@ -4,6 +4,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import { ConfigError } from "../errors.js";
+import { compileSchedule } from "../triggers/schedule.js";
 import { parseS3Uri } from "../source/s3-client.js";
 import { redact, redactUrl } from "../redact.js";
 import { parseBoundOptions } from "./bounds.js";
@@ -135,11 +136,28 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
       }
       job.processor = path.resolve(baseDir, job.processor);
     }
+    checkTriggers(cfg, name);
     if (typeof job.processorOptions.transform === "string") {
       job.processorOptions.transform = path.resolve(baseDir, job.processorOptions.transform);
     }
   }
   return cfg;
+}
+
+/** A bad cron, time zone or `after` job is E_CONFIG naming the field. */
+function checkTriggers(cfg: TrancheConfig, name: string): void {
+  const t = cfg.jobs[name]!.triggers;
+  if (!t) return;
+  const field = `jobs.${name}.triggers`;
+  if (t.schedule) compileSchedule(t.schedule, `${field}.schedule`);
+  t.after?.conditions.forEach((c, i) => {
+    if (!cfg.jobs[c.job]) {
+      const guess = closest(c.job, Object.keys(cfg.jobs));
+      throw new ConfigError(
+        `${field}.after.conditions[${i}].job: no job ${JSON.stringify(c.job)} in this configuration${guess ? `: did you mean ${guess}?` : ""}`,
+      );
+    }
+  });
 }
 
 /**

@@ -186,6 +186,38 @@ export const workerSchema = z
   })
   .strict();
 
+const afterStates = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"] as const;
+
+/**
+ * `jobs.<name>.triggers` (any combination; `tranche scheduler` fires them, see docs/runs.md):
+ * a cron schedule, runs of other jobs ending (Glue's Predicate), and draining the backlog.
+ */
+export const triggersSchema = z
+  .object({
+    /** 5- or 6-field cron (seconds first), in an IANA time zone (default UTC). */
+    schedule: z.object({ cron: z.string().min(1), timezone: z.string().min(1).default("UTC") }).strict().optional(),
+    /** Ticks missed while no scheduler led (down, or a leader handover): fire once for them (`runOnce`) or not (`skip`). Default skip. */
+    misfire: z.enum(["runOnce", "skip"]).default("skip"),
+    /**
+     * Fires when runs of other jobs end: with AND once every condition has a matching run end since
+     * the trigger last fired, with ANY on the first one.
+     */
+    after: z
+      .object({
+        logical: z.enum(["AND", "ANY"]).default("AND"),
+        conditions: z
+          .array(z.object({ job: z.string().min(1), state: z.enum(afterStates).default("SUCCEEDED") }).strict())
+          .min(1),
+      })
+      .strict()
+      .optional(),
+    /** After a run that committed, start the next while backlog remains (the stopping rule of `run --drain`). */
+    drain: z.boolean().default(false),
+    /** Seconds between the runs of a drain. Default 0. */
+    drainPauseSeconds: z.number().min(0).default(0),
+  })
+  .strict();
+
 export const jobSchema = z
   .object({
     source: sourceSchema,
@@ -213,6 +245,17 @@ export const jobSchema = z
     backoffMs: z.number().int().min(0).default(1000),
     /** Runs of this job allowed at once. Default 1 (as Glue). */
     maxConcurrentRuns: z.number().int().positive().default(1),
+    /**
+     * A run asked for while the job is at maxConcurrentRuns: `skip` it (a trigger logs and counts
+     * it; `tranche run` exits 3 or attaches to a run whose starter is gone), or `queue` it (WAITING
+     * until a slot frees). Default skip.
+     */
+    whenBusy: z.enum(["skip", "queue"]).default("skip"),
+    /** Minutes a run may last; past it the run ends TIMEOUT and its files go to the next run. Default 2880 (Glue's). */
+    timeout: z.number().positive().default(2880),
+    /** Partitions of one run processed at once (each commits on its own). Default: all. */
+    partitionConcurrency: z.number().int().positive().optional(),
+    triggers: triggersSchema.optional(),
   })
   .strict();
 

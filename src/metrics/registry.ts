@@ -97,6 +97,29 @@ export const lexicalMissed = new Counter({
   labelNames: [JOB_LABEL],
   registers: [registry],
 });
+export const runStates = new Counter({
+  name: "tranche_run_ends_total",
+  help: "Runs that ended, by Glue run state (counted by the process that finished them)",
+  labelNames: [JOB_LABEL, "state"],
+  registers: [registry],
+});
+export const triggerFirings = new Counter({
+  name: "tranche_trigger_firings_total",
+  help: "Runs started by a trigger of tranche scheduler, by trigger",
+  labelNames: [JOB_LABEL, "trigger"],
+  registers: [registry],
+});
+export const triggerSkips = new Counter({
+  name: "tranche_trigger_skipped_total",
+  help: "Runs asked for while the job was at maxConcurrentRuns and skipped (whenBusy: skip), by trigger",
+  labelNames: [JOB_LABEL, "trigger"],
+  registers: [registry],
+});
+export const schedulerLeader = new Gauge({
+  name: "tranche_scheduler_leader",
+  help: "1 while this tranche scheduler holds the leader lease",
+  registers: [registry],
+});
 /** Pools report their utilization here; it is read at scrape time only (computing it is not free). */
 export const utilizationSources = new Set<() => number>();
 export const poolUtilization = new Gauge({

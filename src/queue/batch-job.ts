@@ -18,7 +18,22 @@ export interface BatchJobData {
   updateState: boolean;
 }
 
-/** The BullMQ queue of a job's batches. */
+/** The other steps of a run, on the same queue as its batches (see docs/runs.md). */
+export type StepJobData =
+  | { step: "plan"; job: string; runId: string }
+  | { step: "commit"; job: string; runId: string; partition: string; batchIds: string[]; plannedEdge?: number }
+  | { step: "finish"; job: string; runId: string }
+  | { step: "timeout"; job: string; runId: string };
+
+/** Deterministic ids of a run's step jobs (BullMQ ids may not contain ':'). */
+export const stepId = {
+  plan: (runId: string) => `plan.${runId}`,
+  finish: (runId: string) => `finish.${runId}`,
+  timeout: (runId: string) => `timeout.${runId}`,
+  commit: (runId: string, partition: string) => `commit.${runId}.${createHash("sha1").update(partition).digest("hex").slice(0, 12)}`,
+};
+
+/** The BullMQ queue of a job's run steps (plan, batches, commits, finish, timeout). */
 export function queueName(job: string): string {
   return `batches.${job}`;
 }

@@ -1,10 +1,15 @@
-import { Worker, type ConnectionOptions } from "bullmq";
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
 import { BookmarkStore } from "../bookmark/store.js";
 import type { TrancheConfig } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { FilePool } from "../pool/file-pool.js";
-import { queueName, type BatchJobData } from "./batch-job.js";
+import { commitStepJob } from "../run/commit-step.js";
+import { finishRun } from "../run/finish-step.js";
+import { planStepJob } from "../run/plan-step.js";
+import { stepContext, type StepContext } from "../run/step-context.js";
+import { timeoutStepJob } from "../run/stop-run.js";
+import { queueName, type BatchJobData, type StepJobData } from "./batch-job.js";
 import { processBatch } from "./process-batch.js";
 
 export interface BatchWorkerOptions {
@@ -27,19 +32,44 @@ export interface BatchWorkerOptions {
 }
 
 /**
- * Consumes the batch queues of the given jobs. `close()` stops taking new batches and waits for
+ * Consumes the queues of the given jobs: every step of their runs (plan, batches, partition
+ * commits, finish, timeout), whoever started the run. `close()` stops taking new batches and waits for
  * the current ones to finish (SIGTERM path); a killed worker's batch goes back to the queue when
  * its lock expires (worker.lockDurationMs) and another worker takes it.
  */
 export class BatchWorker {
-  private readonly workers: Worker<BatchJobData>[] = [];
-  constructor(private readonly o: BatchWorkerOptions) {}
+  private readonly workers: Worker<BatchJobData | StepJobData>[] = [];
+  private readonly ctx: StepContext;
+  constructor(private readonly o: BatchWorkerOptions) {
+    this.ctx = stepContext({ redis: o.redis, bull: o.connection, cfg: o.cfg, log: o.log, pool: o.pool });
+  }
+
+  /** One job of a run's flow: its name says which step (docs/runs.md). */
+  private async process(j: Job<BatchJobData | StepJobData>, token?: string): Promise<unknown> {
+    switch (j.name) {
+      case "batch":
+        return processBatch(j as Job<BatchJobData>, this.o);
+      case "plan":
+        return planStepJob(this.ctx, j as Job<StepJobData>, token);
+      case "commit":
+        return commitStepJob(this.ctx, j as Job<StepJobData>);
+      case "finish": {
+        const d = j.data as StepJobData;
+        const s = await finishRun(this.ctx, d.job, d.runId);
+        return s ? { state: s.state, files: s.files } : { gone: true };
+      }
+      case "timeout":
+        return timeoutStepJob(this.ctx, j as Job<StepJobData>);
+      default:
+        throw new UnrecoverableError(`unknown step ${JSON.stringify(j.name)}: this worker is older than the process that enqueued it`);
+    }
+  }
 
   /** Starts consuming; resolves once every queue's connections are up (closing them half-open loses errors). */
   async start(): Promise<void> {
     for (const job of this.o.jobs) {
       const jc = this.o.cfg.jobs[job]!;
-      const w = new Worker<BatchJobData>(queueName(job), (j) => processBatch(j, this.o), {
+      const w = new Worker<BatchJobData | StepJobData>(queueName(job), (j, token) => this.process(j, token), {
         connection: this.o.connection,
         prefix: this.o.cfg.prefix,
         concurrency: this.o.concurrency ?? jc.worker.concurrency,
@@ -49,21 +79,21 @@ export class BatchWorker {
         autorun: true,
       });
       w.on("failed", (j, err) => {
-        if (!j) return;
+        if (!j || j.name !== "batch" || err instanceof DelayedError || err.name === "DelayedError") return;
         void (async () => {
           // Failed for good (attempts used up, unrecoverable, or stalled too often) or to be retried.
           const final = (await j.getState()) === "failed";
           this.o.log.warn(final ? "batch failed" : "batch will be retried", {
-            job: j.data.job,
+            job: (j.data as BatchJobData).job,
             batch: j.id,
             attempt: j.attemptsMade,
             reason: err.message,
           });
           if (final) {
-            const store = new BookmarkStore(this.o.redis, this.o.cfg.prefix, j.data.job);
+            const store = new BookmarkStore(this.o.redis, this.o.cfg.prefix, (j.data as BatchJobData).job);
             // The batch's last attempt recorded whether the job or files were at fault; a batch
             // that never finished an attempt (its workers kept dying) is the job's.
-            await store.markBatchFailed(j.data.runId, j.id!, err.message, "job");
+            await store.markBatchFailed((j.data as BatchJobData).runId, j.id!, err.message, "job");
           }
         })().catch(() => undefined);
       });
@@ -79,5 +109,6 @@ export class BatchWorker {
 
   async close(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.close()));
+    await this.ctx.queues.close();
   }
 }

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { UnrecoverableError, type Job } from "bullmq";
 import type { Cluster, Redis } from "ioredis";
-import { BookmarkStore } from "../bookmark/store.js";
+import { BookmarkStore, RUN_TTL_S } from "../bookmark/store.js";
 import { resolveEnvRefs, MissingEnvError } from "../config/env-refs.js";
 import { jobFingerprint } from "../config/fingerprint.js";
 import type { JobConfig, TrancheConfig } from "../config/schema.js";
@@ -54,7 +54,7 @@ async function refuse(store: BookmarkStore, job: Job<BatchJobData>, code: string
  * when the job is at fault) and records gone and archived files. A job failure or file errors left
  * fail the attempt (BullMQ retries it with backoff; non-retryable job errors are not retried).
  */
-export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): Promise<{ files: number; stale?: boolean }> {
+export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): Promise<{ files: number; bytes: number; stale?: boolean }> {
   const d = job.data;
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, d.job);
   const labels = { [JOB_LABEL]: d.job };
@@ -75,11 +75,11 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
       `this worker's configuration of job "${d.job}" differs from the one that planned run ${d.runId} (fingerprint ${jobFingerprint(ctx.cfg, jc)} vs ${d.fingerprint}); deploy the same configuration to every worker`,
     );
   }
-  // A batch of a run that ended (lost, stopped, or Redis lost the run) is stale: nothing to do.
-  const status = await ctx.redis.hget(store.k.run(d.runId), "status");
-  if (status !== "running") {
-    log.warn("skipping a batch of a run that is not running", { status: status ?? "gone" });
-    return { files: 0, stale: true };
+  // A batch of a run that is stopping or ended (timed out, or Redis lost the run) is stale.
+  const state = await ctx.redis.hget(store.k.run(d.runId), "state");
+  if (state !== "RUNNING") {
+    log.warn("skipping a batch of a run that is not running", { state: state ?? "gone" });
+    return { files: 0, bytes: 0, stale: true };
   }
   let options: Record<string, unknown>;
   try {
@@ -150,6 +150,15 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1) || (v.jobFailure !== undefined && !v.jobFailure.retryable);
   const countFailures = finalAttempt && !v.jobFailure && d.updateState && jc.bookmark.deadLetterAfterRuns > 0;
   const badRecordErrors = [...results.values()].flatMap((r) => r.errors);
+  // What each input became, for the partition commit's manifest (before staging: a staged file's output is known).
+  if (results.size) {
+    const out = store.k.outputs(d.runId, d.partition);
+    await ctx.redis
+      .multi()
+      .hset(out, Object.fromEntries([...results].map(([k, r]) => [k, r.outKey])))
+      .expire(out, RUN_TTL_S)
+      .exec();
+  }
   const done = await store.finishBatch({
     partition: d.partition,
     runId: d.runId,
@@ -190,5 +199,5 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   }
   batchesTotal.inc({ ...labels, outcome: "ok" });
   log.debug("batch done", { files: todo.length, staged: done.staged, skipped: d.files.length - todo.length });
-  return { files: todo.length };
+  return { files: todo.length, bytes: todo.reduce((n, f) => n + f.size, 0) };
 }

@@ -1,17 +1,40 @@
 import type { BookmarkMode } from "../config/schema.js";
+import type { PartitionResult } from "./run-record.js";
+import type { RunState } from "./states.js";
 
 /**
- * How a run ended. `succeeded`: every batch succeeded (and, in mode enable, it committed);
- * `failed`: some batch failed for good (nothing committed); `empty`: nothing to do; `lost`: the run
- * may not commit (it lost its slot, Redis lost its data, or the bookmark was reset meanwhile).
+ * How a run ended, in short (its Glue state is `state`). `succeeded`: every partition committed
+ * (or, outside mode enable, every batch succeeded); `failed`: some partition failed (the others
+ * committed) or the run could not start; `empty`: nothing to do; `stopped`, `timeout`: stopped or
+ * timed out; `lost`: Redis lost the run (restarted without persistence).
  */
-export type RunStatus = "succeeded" | "failed" | "empty" | "lost";
+export type RunStatus = "succeeded" | "failed" | "empty" | "lost" | "stopped" | "timeout";
+
+/** The short status of a run's end state. */
+export function statusOf(state: RunState, batches: number): RunStatus {
+  switch (state) {
+    case "SUCCEEDED":
+      return batches === 0 ? "empty" : "succeeded";
+    case "STOPPED":
+      return "stopped";
+    case "TIMEOUT":
+      return "timeout";
+    default:
+      return "failed";
+  }
+}
 
 /** One run's outcome, as printed by `tranche run --json` and kept in the job's history. */
 export interface RunSummary {
   runId: string;
   job: string;
   status: RunStatus;
+  /** The run's Glue state (src/run/states.ts). */
+  state: RunState;
+  /** What started the run ("manual", "schedule", "after", "drain", "api", …). */
+  trigger: string;
+  /** Per-partition results (each partition commits on its own). */
+  partitions: PartitionResult[];
   attempt: number;
   previousRunId: string | null;
   mode: BookmarkMode;
@@ -19,7 +42,7 @@ export interface RunSummary {
   /** Files (and their bytes) this run processed and wrote. */
   files: number;
   bytes: number;
-  /** Whether the run moved the bookmark (mode enable and every batch succeeded). */
+  /** Whether the run moved the bookmark (mode enable and at least one partition committed). */
   committed: boolean;
   /** The bookmark version after the commit, or null. */
   version: number | null;

@@ -225,8 +225,8 @@ export class LocalSink implements Sink {
     this.made.add(dir);
   }
 
-  async create(key: string): Promise<SinkWriter> {
-    checkOutputKey(key);
+  async create(key: string, _contentType?: string, o: { internal?: boolean } = {}): Promise<SinkWriter> {
+    checkOutputKey(key, o);
     const fitted = fitOutputKey(key, this.limits);
     const final = path.join(this.root, fitted);
     const classify = (err: unknown) => classifyFsError(err, { path: final, op: "write" });

@@ -38,9 +38,10 @@ export function defaultOutputName(key: string): string {
 /**
  * Throws `FileError("E_OUTPUT_NAME")`, naming the key, for a key no store should get: empty, with
  * a NUL byte, with an empty segment (`a//b`, a leading or trailing `/`), a `.` or `..` segment
- * (which would escape or alias a folder), or inside tranche's own `_tranche/` folder.
+ * (which would escape or alias a folder), or inside tranche's own `_tranche/` folder (unless
+ * `internal`: tranche's own files, such as commit manifests).
  */
-export function checkOutputKey(key: string): void {
+export function checkOutputKey(key: string, o: { internal?: boolean } = {}): void {
   const bad = (why: string): never => {
     throw new FileError("E_OUTPUT_NAME", `invalid output name ${JSON.stringify(key)}: ${why}`, { retryable: false });
   };
@@ -51,7 +52,7 @@ export function checkOutputKey(key: string): void {
     if (s === "") bad("it has an empty segment (a leading, trailing or doubled /)");
     if (s === "." || s === "..") bad(`it has a "${s}" segment`);
   }
-  if (segments[0] === TRANCHE_DIR) bad(`${TRANCHE_DIR}/ is tranche's own folder in an output`);
+  if (segments[0] === TRANCHE_DIR && !o.internal) bad(`${TRANCHE_DIR}/ is tranche's own folder in an output`);
 }
 
 /** Hash suffix: `~` and 16 hex characters (64 bits) of SHA-256. */

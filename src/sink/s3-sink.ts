@@ -60,8 +60,8 @@ export class S3Sink implements Sink {
     this.limits = { ...S3_OUTPUT_LIMITS, maxKeyBytes: S3_OUTPUT_LIMITS.maxKeyBytes - Buffer.byteLength(prefix) };
   }
 
-  async create(key: string, contentType?: string): Promise<SinkWriter> {
-    checkOutputKey(key);
+  async create(key: string, contentType?: string, o: { internal?: boolean } = {}): Promise<SinkWriter> {
+    checkOutputKey(key, o);
     const fitted = fitOutputKey(key, this.limits);
     const fullKey = this.prefix + fitted;
     const location = formatS3Uri(this.bucket, this.prefix, fitted);

@@ -19,9 +19,10 @@ export interface Sink {
   readonly uri: string;
   /**
    * Opens an output object. Rejects with a `FileError` `E_OUTPUT_NAME` for a key no store should get
-   * (`checkOutputKey`); a key too long for the store is shortened injectively (`fitOutputKey`).
+   * (`checkOutputKey`; `internal` allows tranche's own `_tranche/` files); a key too long for the
+   * store is shortened injectively (`fitOutputKey`).
    */
-  create(key: string, contentType?: string): Promise<SinkWriter>;
+  create(key: string, contentType?: string, o?: { internal?: boolean }): Promise<SinkWriter>;
   /**
    * Checks, before a run leases anything, that the output can be written: writes and removes a
    * small object under `<root>/_tranche/`. Rejects with the CLI-level error naming the location

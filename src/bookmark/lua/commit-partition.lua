@@ -1,63 +1,65 @@
 --[[
-  Commits a whole run in one atomic step: the bookmark is either before the run or after it,
-  never in between. It touches only the run's own files, its own leases and the partitions it
-  touched: O(what the run did), whatever the band holds. (Variable key count: the caller passes
-  the number of keys.)
+  Commits one partition of a run in one atomic step: that partition's bookmark is either before
+  the run or after it, never in between (other partitions of the run commit on their own; see
+  docs/runs.md). It touches only the run's own files and leases in that partition: O(what the run
+  did there), whatever the band holds. Idempotent: a partition the run committed already answers
+  {1, version, runs, 'again'} (a commit step retried after its worker died).
   Input:
-    KEYS[1] jobmeta      hash: version, runs, lastRunId, updatedAt, epoch, historyTrimmed
+    KEYS[1] jobmeta      hash: version, runs, lastRunId, updatedAt, epoch, historyTrimmed, historyRuns
     KEYS[2] parts        set: partitions with state
-    KEYS[3] history      list: run summaries, newest first
+    KEYS[3] history      list: run summaries and partition commits, newest first
     KEYS[4] active       zset: run id -> slot expiry
-    KEYS[5] stagedparts  set (run)
-    KEYS[6] leasedparts  set (run)
-    KEYS[7] deltas       hash: '<runId>|<partition>' -> band entries a run added (history deltas)
+    KEYS[5] stagedparts  set (run): partitions the run staged files in
+    KEYS[6] leasedparts  set (run): partitions the run leased files in
+    KEYS[7] deltas       hash: '<runId>|<partition>' -> band entries a commit added (history deltas)
     KEYS[8] lexical      zset: a committed run's greatest key -> its newest time (the lexical listing's cursor candidates)
-    then 9 keys per touched partition: meta, band, bidx, lease, leaserun, staged, retry,
+    KEYS[9] run          hash: the run record ('committed:<partition>' -> version, committedParts)
+    then 9 keys for the partition: meta, band, bidx, lease, leaserun, staged, retry,
     runleased (the keys this run leased in the partition), robbed (runs whose leases another
     run took over)
     ARGV[1] runId
     ARGV[2] bandMs
     ARGV[3] maxFilesInBand
-    ARGV[4] historySize
-    ARGV[5] summaryJson
+    ARGV[4] historySize  (in runs)
+    ARGV[5] entryJson    the history entry of this commit (the script adds version, state, delta, parts)
     ARGV[6] epoch        the bookmark epoch when the run started
     ARGV[7] keepMode     '' (not a lexical job), 'lexical' (a lexical run: the band keeps what is at
                          or above meta 'keep'), 'full' (a full listing of a lexical job: 'keep'
                          moves up to the band edge before this commit)
-    ARGV[7..6+n] the n touched partition ids (every partition the run staged or leased files in)
-    then 9 per touched partition, computed by the caller from the run's staged set (so the script
-    neither hashes nor reads the files one by one): the number of staged files, their highest
-    time, greatest key and its time, the band fields (5 bytes each, sorted), the records per field
-    (u32 each), the records grouped by field (10 bytes each), the entries (15 bytes each,
-    field .. record) for the history delta; and the band edge the run planned with ('' if none)
-  Output: {1, version, runs}, or {0, reason}:
-    'slot'  the run no longer holds a live slot (it was presumed dead; others may have its files);
+    ARGV[8] the partition id
+    then 9 computed by the caller from the run's staged set (so the script neither hashes nor
+    reads the files one by one): the number of staged files, their highest time, greatest key and
+    its time, the band fields (5 bytes each, sorted), the records per field (u32 each), the
+    records grouped by field (10 bytes each), the entries (15 bytes each, field .. record) for the
+    history delta; and the band edge the run planned with ('' if none)
+  Output: {1, version, runs}, {1, version, runs, 'again'}, or {0, reason}:
+    'slot'  the run no longer holds a live slot (it ended, or was presumed dead: others may have its files);
     'epoch' the bookmark was reset or rewound since the run started;
-    'parts' the run staged into a partition the caller did not pass, or more files than the
-            caller computed entries for (a late duplicate batch: the caller retries).
-  Per touched partition: staged files join the band (unless already there at that time or later)
-  and leave the retry list, the run's own leases go (a lease another run took over stays),
+    'parts' the partition holds more staged files than the caller computed entries for (a late
+            duplicate batch: the caller retries).
+  In the partition: staged files join the band (unless already there at that time or later) and
+  leave the retry list, the run's own leases go (a lease another run took over stays),
   hwm = max committed time, wm = max(wm, min(hwm, oldest lease - 1)). The band is pruned (by
   score) below max(wm - band, floor); when it still holds more than maxFilesInBand files, floor
-  rises (see bandCap). The history entry holds the run's delta per partition: the state before
+  rises (see bandCap). The history entry holds the commit's delta: the partition's state before
   and after (wm, hwm, floor, files), and the band entries it added (in KEYS[7]), never the band.
+  jobmeta 'runs' counts runs that committed at least one partition.
 ]]
 -- @include redis-now
 -- @include band
 -- @include history
-local jobmeta, parts, history, active, stagedparts, leasedparts, deltas, lexical = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local jobmeta, parts, history, active, stagedparts, leasedparts, deltas, lexical, run = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local runId, bandMs, cap, histSize = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = redisNowMs()
+local already = redis.call('HGET', run, 'committed:' .. ARGV[8])
+if already then
+  return {1, tonumber(already), tonumber(redis.call('HGET', jobmeta, 'runs') or '0'), 'again'}
+end
 local slot = redis.call('ZSCORE', active, runId)
 if not slot or tonumber(slot) <= now then return {0, 'slot'} end
 if tostring(redis.call('HGET', jobmeta, 'epoch') or '0') ~= ARGV[6] then return {0, 'epoch'} end
-local passed = {}
 local keepMode = ARGV[7]
-local nTouched = (#ARGV - 7) / 10
-for i = 1, nTouched do passed[ARGV[7 + i]] = true end
-for _, p in ipairs(redis.call('SUNION', stagedparts, leasedparts)) do
-  if not passed[p] then return {0, 'parts'} end
-end
+local nTouched = 1
 local summary = cjson.decode(ARGV[5])
 local state = {}
 local deltaParts = {}
@@ -69,7 +71,7 @@ local function metaOf(meta)
 end
 for i = 1, nTouched do
   local pid = ARGV[7 + i]
-  local base = 8 + (i - 1) * 9
+  local base = 9 + (i - 1) * 9
   local meta, band, bidx, lease, leaserun, staged, retry, runleased, robbed =
     KEYS[base + 1], KEYS[base + 2], KEYS[base + 3], KEYS[base + 4], KEYS[base + 5], KEYS[base + 6], KEYS[base + 7], KEYS[base + 8], KEYS[base + 9]
   local a = 7 + nTouched + (i - 1) * 9
@@ -157,19 +159,30 @@ for i = 1, nTouched do
   state[pid] = {wm = after.wm, hwm = after.hwm, floor = after.floor, files = after.files, bandFiles = after.bandn, added = n,
     keep = after.keep, before = {wm = before.wm, hwm = before.hwm, floor = before.floor, files = before.files, keep = before.keep}}
 end
-redis.call('DEL', stagedparts, leasedparts)
+for i = 1, nTouched do
+  redis.call('SREM', stagedparts, ARGV[7 + i])
+  redis.call('SREM', leasedparts, ARGV[7 + i])
+end
 if maxKey then
   redis.call('ZADD', lexical, maxLm, maxKey)
   redis.call('ZREMRANGEBYRANK', lexical, 0, -1001)
 end
 local version = redis.call('HINCRBY', jobmeta, 'version', 1)
-local runs = redis.call('HINCRBY', jobmeta, 'runs', 1)
+local runs
+if redis.call('HINCRBY', run, 'committedParts', 1) == 1 then
+  runs = redis.call('HINCRBY', jobmeta, 'runs', 1)
+else
+  runs = tonumber(redis.call('HGET', jobmeta, 'runs') or '0')
+end
+redis.call('HSET', run, 'committed:' .. ARGV[8], version)
 redis.call('HSET', jobmeta, 'lastRunId', runId, 'updatedAt', now)
+summary.kind = 'commit'
+summary.partition = ARGV[8]
 summary.version = version
 summary.committed = true
 summary.filesCommitted = committed
 summary.state = state
 summary.delta = deltaParts
 summary.parts = redis.call('SMEMBERS', parts)
-historyPush(history, deltas, jobmeta, cjson.encode(summary), histSize)
+historyPush(history, deltas, jobmeta, cjson.encode(summary), histSize, false)
 return {1, version, runs}

@@ -1,0 +1,338 @@
+import { DelayedError, type Job } from "bullmq";
+import { describeBound, resolveBound, type Bound, type BoundOptions } from "../config/bounds.js";
+import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
+import { ConfigError, TrancheError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { backlogBytes, backlogFiles, backlogOldestAge, JOB_LABEL, lexicalMissed } from "../metrics/registry.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { groupByPartition, splitIntoBatches, type PlannedFile } from "../planner/batches.js";
+import { planRun, type Plan } from "../planner/plan.js";
+import type { StepJobData } from "../queue/batch-job.js";
+import { findOutputCollision } from "../sink/output-name.js";
+import { enqueueRun, type StoredPlan } from "./enqueue-step.js";
+import { finishRun } from "./finish-step.js";
+import { recordFullListing, recordListing, runListing } from "./listing-step.js";
+import { selectionRule } from "./selection.js";
+import { slotTtlMs } from "./start-run.js";
+import type { StepContext } from "./step-context.js";
+import { TERMINAL } from "./states.js";
+
+/** What planning needs to know of the job and this process. */
+interface PlanInputs {
+  cfg: TrancheConfig;
+  job: string;
+  log: Logger;
+  onListed?(listed: number): void;
+  /** The processor's own output names of some keys (when it has an `outputName`): the plan is refused when two inputs share one. */
+  outputNames?(keys: string[]): Promise<(string | null)[]>;
+}
+
+/** Errors that mean the run could not start (bad configuration, unreachable source): the run ends ERROR, without retries. */
+function cannotStart(err: unknown): boolean {
+  return err instanceof TrancheError && (err.exitCode === 2 || err.exitCode === 4);
+}
+
+/**
+ * The plan step of a run (docs/runs.md): waits for a slot when the run is WAITING, lists and
+ * selects within the bound, stores the selection, leases it, stores the plan, and enqueues the
+ * run's flow. Every stage is stored before the next, so a retry after a crash resumes: a stored
+ * selection is leased again (a run's own leases are its to take again), a stored plan is enqueued
+ * again (the flow's ids are deterministic). A run that takes nothing finishes here.
+ */
+export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token?: string): Promise<string> {
+  const { runId, job: jobName } = job.data;
+  const jc = ctx.cfg.jobs[jobName]!;
+  const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, jobName);
+  const runKey = store.k.run(runId);
+  const log = ctx.log.child({ job: jobName, runId });
+  let rec = await ctx.runs.get(runId);
+  if (!rec) return "gone";
+  if (TERMINAL.has(rec.state)) return rec.state;
+  if (rec.state === "STOPPING") {
+    await finishRun(ctx, jobName, runId);
+    return "stopped";
+  }
+  if (rec.state === "WAITING") {
+    const slot = await store.slots.acquire(runId, jc.maxConcurrentRuns, slotTtlMs(jc.timeout));
+    if (!slot.ok) {
+      await job.moveToDelayed(Date.now() + 1000 + Math.floor(Math.random() * 1000), token);
+      throw new DelayedError();
+    }
+    const m = await ctx.runs.move(runId, "STARTING");
+    if (!m.moved) {
+      await store.slots.release(runId);
+      return m.from ?? "gone";
+    }
+    rec = (await ctx.runs.get(runId))!;
+  }
+  if (!rec.startedAt) await ctx.redis.hset(runKey, "startedAt", Date.now());
+  const mode = (rec.mode || jc.bookmark.mode) as BookmarkMode;
+  const perRun = rec.mode !== "" || rec.from !== "" || rec.to !== "";
+  const [from, to] = perRun ? [rec.from || undefined, rec.to || undefined] : [jc.bookmark.from, jc.bookmark.to];
+  const override = rec.bound ? (JSON.parse(rec.bound) as BoundOptions) : undefined;
+  const bandMs = jc.bookmark.maxBand * 1000;
+  const outputNames = ctx.pool
+    ? (keys: string[]) => ctx.pool!.outputNames({ processor: jc.processor, processorOptions: jc.processorOptions, keys })
+    : undefined;
+  let stored = await readPlan(ctx, store, runId);
+  try {
+    if (!stored || stored.stage === "selected") {
+      const { bound } = resolveBound({ override, job: jc.source });
+      if (mode === "disable") log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
+      const unlock = mode === "enable" ? await store.slots.lockPlanning(runId, { log }) : async () => undefined;
+      try {
+        const inputs: PlanInputs = {
+          cfg: ctx.cfg,
+          job: jobName,
+          log,
+          outputNames,
+          onListed: throttle((listed) => void ctx.redis.hset(runKey, "listed", listed).catch(() => undefined), 1000),
+        };
+        let plan: PlanStep;
+        if (!stored) {
+          plan = await listAndSelect(inputs, store, { runId, mode, bound, bandMs, from, to });
+          stored = toStored("selected", plan, mode, bound);
+          await writePlan(ctx, store, runId, stored);
+        } else {
+          plan = fromStored(stored);
+          log.info("plan step resumed: leasing the stored selection again");
+        }
+        const selected = await leaseStep(inputs, store, plan, { runId, mode, bandMs, log });
+        if (selected.length === 0 && plan.keepMode === "full") await store.advanceKeep(plan.keepEdges);
+        if (selected.length === 0 && plan.fullListing) await recordFullListing(store);
+        stored = { ...stored, stage: "leased", selected, files: selected.length, bytes: selected.reduce((s, f) => s + f.size, 0) };
+        await writePlan(ctx, store, runId, stored);
+      } finally {
+        await unlock();
+      }
+    }
+  } catch (err) {
+    const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    if (cannotStart(err) || last) {
+      log.error("run could not start", { reason: (err as Error).message });
+      const e = err as Error & { code?: string; exitCode?: number };
+      await ctx.redis.hset(runKey, { error: e.message, errorCode: e.code ?? "E_RUN_ERROR", errorExit: e.exitCode ?? 1 });
+      await ctx.runs.move(runId, "ERROR");
+      await finishRun(ctx, jobName, runId);
+      return "ERROR";
+    }
+    throw err;
+  }
+  const batches = splitIntoBatches(stored.selected, jc.batchFiles);
+  await ctx.redis.hset(runKey, {
+    planned: 1,
+    batches: batches.length,
+    partitions: new Set(batches.map((b) => b.partition)).size,
+    filesPlanned: stored.files,
+    bytesPlanned: stored.bytes,
+    listed: stored.listed,
+    keepMode: stored.keepMode,
+  });
+  const moved = await ctx.runs.move(runId, "RUNNING", "runningAt");
+  if (!moved.moved && moved.from !== "RUNNING") {
+    // Stopped or timed out while planning: its leases go to the next run.
+    await finishRun(ctx, jobName, runId);
+    return moved.from ?? "gone";
+  }
+  if (batches.length === 0) {
+    await finishRun(ctx, jobName, runId);
+    return "empty";
+  }
+  await enqueueRun(ctx, jobName, runId, stored, batches);
+  return "enqueued";
+}
+
+function throttle(f: (n: number) => void, ms: number): (n: number) => void {
+  let last = 0;
+  return (n) => {
+    const now = Date.now();
+    if (now - last >= ms) {
+      last = now;
+      f(n);
+    }
+  };
+}
+
+async function readPlan(ctx: StepContext, store: BookmarkStore, runId: string): Promise<StoredPlan | null> {
+  const raw = await ctx.redis.get(store.k.runPlan(runId));
+  return raw ? (JSON.parse(raw) as StoredPlan) : null;
+}
+
+async function writePlan(ctx: StepContext, store: BookmarkStore, runId: string, p: StoredPlan): Promise<void> {
+  await ctx.redis.set(store.k.runPlan(runId), JSON.stringify(p), "EX", 7 * 24 * 3600);
+}
+
+function toStored(stage: StoredPlan["stage"], plan: PlanStep, mode: BookmarkMode, bound: Bound): StoredPlan {
+  return {
+    stage,
+    mode,
+    bound: describeBound(bound),
+    selected: plan.selected,
+    partitionValues: Object.fromEntries(plan.partitionValues),
+    keepMode: plan.keepMode,
+    leaseKeep: plan.leaseKeep,
+    keepEdges: [...plan.keepEdges].filter(([, e]) => Number.isFinite(e)),
+    fullListing: plan.fullListing,
+    listed: plan.listed,
+    files: plan.files,
+    bytes: plan.bytes,
+    remainingFiles: plan.remainingFiles,
+    remainingBytes: plan.remainingBytes,
+  };
+}
+
+function fromStored(s: StoredPlan): PlanStep {
+  return {
+    selected: s.selected,
+    files: s.files,
+    bytes: s.bytes,
+    remainingFiles: s.remainingFiles,
+    remainingBytes: s.remainingBytes,
+    oldestUnprocessed: null,
+    listed: s.listed,
+    excluded: 0,
+    partitionValues: new Map(Object.entries(s.partitionValues)),
+    unseenStale: new Map(),
+    keepMode: s.keepMode,
+    leaseKeep: s.leaseKeep,
+    keepEdges: new Map(s.keepEdges),
+    fullListing: s.fullListing,
+  };
+}
+
+/** What the plan step hands on: the plan, stale leases to drop, and a lexical job's band keeping. */
+type PlanStep = Plan & {
+  unseenStale: Map<string, Map<string, string>>;
+  keepMode: "" | "lexical" | "full";
+  /** Leases may go down to 'keep' (the full listing of a lexical job). */
+  leaseKeep: boolean;
+  /** Band edges as planned, per partition seen (a complete full listing of a lexical job). */
+  keepEdges: Map<string, number>;
+  /** A complete full listing (see recordFullListing). */
+  fullListing: boolean;
+};
+
+/** Lists the source page by page and selects the oldest unprocessed files within the bound. */
+export async function listAndSelect(
+  o: PlanInputs,
+  store: BookmarkStore,
+  r: { runId: string; mode: BookmarkMode; bound: Bound; bandMs: number; from?: string; to?: string },
+): Promise<PlanStep> {
+  const job = o.cfg.jobs[o.job]!;
+  const unseenStale = new Map<string, Map<string, string>>();
+  const listing = await runListing(o.cfg, job, store, { enableMode: r.mode === "enable" && r.from === undefined, bandMs: r.bandMs });
+  // A lexical job keeps its band from its last full listing up (docs/bookmark.md): its full
+  // listing checks files down to there, so what the lexical runs missed is found, not settled.
+  const lexicalJob = job.source.listing === "lexical" && r.mode === "enable" && r.from === undefined;
+  const keep = lexicalJob && listing.choice.strategy === "full";
+  const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, r.from, r.to, unseenStale, o.log, { keep });
+  // A full listing of a lexical job: new files at or before the cursor are what the lexical
+  // listing missed (their keys were not written in increasing order).
+  let missed = 0;
+  const missedKeys: string[] = [];
+  // New files below their partition's band edge (only a lexical job's full listing finds any):
+  // 'keep' may move up only when the run takes all of them, else the rest would be settled.
+  let belowEdge = 0;
+  const edgeOf = (f: { partition: string }) => rule.edgeOf?.(f.partition) ?? Number.NEGATIVE_INFINITY;
+  const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
+  const plan = await planRun({
+    source: listing.source,
+    pages: listing.pages,
+    partitionKeys: job.source.partitionKeys,
+    exclusions: job.source.exclusions,
+    bound: r.bound,
+    newIn: async (files) => {
+      const fresh = await rule(files);
+      if (keep) files.forEach((f, i) => fresh[i] && f.lastModified < edgeOf(f) && belowEdge++);
+      if (cursor !== null)
+        files.forEach((f, i) => {
+          if (fresh[i] && f.key <= cursor) {
+            missed++;
+            if (missedKeys.length < 10) missedKeys.push(f.key);
+          }
+        });
+      return fresh;
+    },
+    onPage: (listed) => o.onListed?.(listed),
+  });
+  const labels = { [JOB_LABEL]: o.job };
+  if (missed > 0) {
+    lexicalMissed.inc(labels, missed);
+    o.log.warn("the full listing found unprocessed files the lexical listing skipped: their keys are not in increasing order", {
+      job: o.job,
+      runId: r.runId,
+      missed,
+      keys: missedKeys,
+      cursor,
+    });
+  }
+  const complete = !keep || plan.selected.filter((f) => f.lastModified < edgeOf(f)).length === belowEdge;
+  const keepMode: "" | "lexical" | "full" = lexicalJob ? (keep && complete ? "full" : "lexical") : "";
+  if (keep && !complete) {
+    o.log.warn("the full listing found more missed files than this run's bound: the next run lists in full again", {
+      job: o.job,
+      runId: r.runId,
+      belowEdge,
+    });
+  }
+  await recordListing(store, r.runId, listing.choice, plan);
+  // A stale lease on a file the listing did not show means "deleted" only where the listing was
+  // complete: not before a lexical cursor, nor outside a partition filter.
+  for (const stale of unseenStale.values()) for (const k of [...stale.keys()]) if (!listing.covers(k)) stale.delete(k);
+  backlogFiles.set(labels, plan.remainingFiles);
+  backlogBytes.set(labels, plan.remainingBytes);
+  backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
+  o.log.info("planned", {
+    job: o.job,
+    runId: r.runId,
+    bound: describeBound(r.bound),
+    mode: r.mode,
+    listing: listing.choice.strategy,
+    listingReason: listing.choice.reason,
+    ...(listing.choice.startAfter !== undefined ? { startAfter: listing.choice.startAfter } : {}),
+    listed: plan.listed,
+    excluded: plan.excluded,
+    files: plan.files,
+    bytes: plan.bytes,
+    remainingFiles: plan.remainingFiles,
+  });
+  // A full listing of a lexical job that takes nothing still verified the band down to 'keep'.
+  const keepEdges = keepMode === "full" ? (rule.edges?.() ?? new Map<string, number>()) : new Map<string, number>();
+  // A full listing counts as one once its run commits or takes nothing, and only when it could
+  // take every missed file (an incomplete one leaves the next run to list in full again).
+  const fullListing = listing.choice.strategy !== "lexical" && complete;
+  return { ...plan, unseenStale, keepMode, leaseKeep: keep, keepEdges, fullListing };
+}
+
+/**
+ * Refuses a selection in which the processor's own `outputName` maps two inputs to one output,
+ * then leases it (mode enable); a file another live run holds is left to it.
+ */
+async function leaseStep(
+  o: PlanInputs,
+  store: BookmarkStore,
+  plan: PlanStep,
+  r: { runId: string; mode: BookmarkMode; bandMs: number; log: Logger },
+): Promise<PlannedFile[]> {
+  let selected = plan.selected;
+  if (o.outputNames && selected.length) {
+    const names = await o.outputNames(selected.map((f) => f.key));
+    const clash = findOutputCollision(selected.flatMap((f, i) => (names[i] === null ? [] : [{ input: f.key, output: names[i]! }])));
+    if (clash) {
+      throw new ConfigError(
+        `jobs.${o.job}.processor: its outputName maps two inputs to one output: ${JSON.stringify(clash.a)} and ${JSON.stringify(clash.b)} both become ${JSON.stringify(clash.output)}; make outputName injective (keep the whole input name)`,
+      );
+    }
+  }
+  if (r.mode !== "enable") return selected;
+  // Leases of failed runs on files deleted since then would hold the watermark forever.
+  for (const [p, stale] of plan.unseenStale) if (stale.size) await store.dropStaleLeases(p, stale);
+  if (selected.length) {
+    const leased = new Set<string>();
+    for (const [p, files] of groupByPartition(selected))
+      for (const k of await store.lease(p, r.runId, files, r.bandMs, { keep: plan.leaseKeep })) leased.add(`${p}\u0000${k}`);
+    selected = selected.filter((f) => leased.has(`${f.partition}\u0000${f.key}`));
+  }
+  return selected;
+}
+

@@ -1,0 +1,93 @@
+import type { BoundOptions } from "../config/bounds.js";
+import type { BookmarkMode } from "../config/schema.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { JOB_LABEL, triggerSkips } from "../metrics/registry.js";
+import { stepId } from "../queue/batch-job.js";
+import { newRunId } from "./run-id.js";
+import type { StepContext } from "./step-context.js";
+import { KEEP_DONE } from "./step-context.js";
+
+/** What asks for a run: who (`trigger`), how (mode, range, bound), and what to do when the job is busy. */
+export interface StartOptions {
+  job: string;
+  /** What started the run: "manual" (CLI), "api", "schedule", "after", "drain", … Recorded on the run. */
+  trigger: string;
+  mode?: BookmarkMode;
+  from?: string;
+  to?: string;
+  override?: BoundOptions;
+  /** Default: the job's whenBusy. */
+  whenBusy?: "skip" | "queue";
+}
+
+export type StartResult =
+  | { started: true; runId: string; state: "STARTING" | "WAITING" }
+  | { started: false; running: string[] };
+
+/** Minutes → the slot's lifetime: a run holds its slot until it ends, at the latest until shortly after its timeout. */
+export function slotTtlMs(timeoutMinutes: number): number {
+  return Math.ceil(timeoutMinutes * 60_000) + 10 * 60_000;
+}
+
+/**
+ * Asks for a run: takes a run slot (or, when all are held, skips or queues the run as WAITING),
+ * writes the run record, and enqueues its plan step and its timeout in one step. Returns at once:
+ * any worker of the job executes the run (docs/runs.md).
+ */
+export async function startRun(ctx: StepContext, o: StartOptions): Promise<StartResult> {
+  const job = ctx.cfg.jobs[o.job]!;
+  const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, o.job);
+  const runId = newRunId();
+  const whenBusy = o.whenBusy ?? job.whenBusy;
+  const slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
+  if (!slot.ok && whenBusy === "skip") {
+    triggerSkips.inc({ [JOB_LABEL]: o.job, trigger: o.trigger });
+    return { started: false, running: slot.running };
+  }
+  const state = slot.ok ? "STARTING" : "WAITING";
+  const now = Date.now();
+  const timeoutMs = Math.ceil(job.timeout * 60_000);
+  try {
+    await ctx.runs.create(
+      runId,
+      o.job,
+      {
+        state,
+        trigger: o.trigger,
+        whenBusy,
+        mode: o.mode ?? "",
+        from: o.from ?? "",
+        to: o.to ?? "",
+        bound: o.override ? JSON.stringify(o.override) : "",
+        createdAt: now,
+        timeoutAt: now + timeoutMs,
+        epoch: await store.slots.epoch(),
+      },
+      now,
+    );
+    // One MULTI: both jobs or neither.
+    await ctx.queues.queue(o.job).addBulk([
+      {
+        name: "plan",
+        data: { step: "plan", job: o.job, runId },
+        opts: { jobId: stepId.plan(runId), attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
+      },
+      {
+        name: "timeout",
+        data: { step: "timeout", job: o.job, runId },
+        opts: { jobId: stepId.timeout(runId), delay: timeoutMs, attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
+      },
+    ]);
+  } catch (err) {
+    await store.slots.release(runId).catch(() => undefined);
+    await ctx.runs.move(runId, "ERROR", "endedAt").catch(() => undefined);
+    throw err;
+  }
+  ctx.log.info(state === "WAITING" ? "run queued: the job is at maxConcurrentRuns" : "run started", {
+    job: o.job,
+    runId,
+    trigger: o.trigger,
+    state,
+  });
+  return { started: true, runId, state };
+}
