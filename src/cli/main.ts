@@ -8,6 +8,8 @@ import { bookmarkChangeCommand, bookmarkShowCommand } from "./bookmark-commands.
 import { deadLettersCommand } from "./dead-letters-command.js";
 import { migrateCommand } from "./migrate-command.js";
 import { assertNoDeadLetters, runCommand } from "./run-command.js";
+import { runsCommand, stopCommand } from "./runs-command.js";
+import { schedulerCommand, triggersCommand } from "./scheduler-command.js";
 import { statusCommand } from "./status-command.js";
 import { workerCommand } from "./worker-command.js";
 
@@ -50,7 +52,7 @@ const configOption = () => new Option("-c, --config <file>", "config file (defau
 
 program
   .command("run <job>")
-  .description("check the job, plan and execute one bounded run of <job> in this process, then exit")
+  .description("check the job, enqueue one bounded run of <job>, work on it in this process and exit with its outcome")
   .addOption(configOption())
   .option("--drain", "repeat runs until nothing is left (stops on a job error)")
   .option("--bounded-files <n>", "override the bound for this run: at most N files")
@@ -61,8 +63,45 @@ program
   .option("--threads <n>", "worker threads for this run", int("--threads", 1))
   .option("--metrics-port <port>", "serve /metrics while running", int("--metrics-port", 0, 65535))
   .option("--json", "print one JSON object per run on stdout")
+  .option("--detach", "enqueue the run, print its id and exit (workers execute it; see 'tranche runs')")
   .action(async (job: string, o) => {
     assertNoDeadLetters(job, await runCommand(job, withConfig(o)));
+  });
+
+program
+  .command("runs <job>")
+  .description("list the job's runs: state (Glue's), trigger, files, partitions committed")
+  .addOption(configOption())
+  .option("--limit <n>", "newest runs to show", int("--limit", 1), 20)
+  .option("--json", "print JSON")
+  .action(async (job: string, o) => {
+    await runsCommand(job, withConfig(o));
+  });
+
+program
+  .command("stop <runId>")
+  .description("stop a run: files in flight finish, the rest goes to the next run; it ends STOPPED")
+  .addOption(configOption())
+  .action(async (runId: string, o) => {
+    await stopCommand(runId, withConfig(o));
+  });
+
+program
+  .command("scheduler")
+  .description("fire the jobs' triggers (schedule, after, drain); run any number, one leads at a time")
+  .addOption(configOption())
+  .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port", 0, 65535))
+  .action(async (o) => {
+    await schedulerCommand(withConfig(o));
+  });
+
+program
+  .command("triggers [job]")
+  .description("list the jobs' triggers with their next firing times")
+  .addOption(configOption())
+  .option("--json", "print JSON")
+  .action(async (job: string | undefined, o) => {
+    await triggersCommand(job, withConfig(o));
   });
 
 program

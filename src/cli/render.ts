@@ -30,7 +30,7 @@ export function runLine(s: RunSummary): string {
   if (s.status === "empty") return `run ${s.runId}: nothing to do, no unprocessed files (${plural(s.listed, "object")} listed)\n`;
   if (s.status === "lost") return `run ${s.runId}: lost — ${s.errors[0] ?? "it may not commit"}\n`;
   const parts = [
-    `run ${s.runId}: ${s.status} — ${plural(s.files, "file")}, ${formatBytes(s.bytes)} in ${(s.durationMs / 1000).toFixed(1)}s`,
+    `run ${s.runId}: ${s.status} — ${plural(s.files, "file")}, ${formatBytes(s.bytes)} in ${(s.durationMs / 1000).toFixed(1)}s${partitionNote(s)}`,
     `${plural(s.remainingFiles, "file")} (${formatBytes(s.remainingBytes)}) remain`,
   ];
   if (s.badRecords) parts.push(`${plural(s.badRecords, "bad record")} skipped`);
@@ -40,8 +40,17 @@ export function runLine(s: RunSummary): string {
     );
   if (s.gone) parts.push(`${plural(s.gone, "file")} gone (deleted after listing)`);
   if (s.archived) parts.push(`${plural(s.archived, "file")} skipped (archived storage class)`);
+  for (const p of (s.partitions ?? []).filter((x) => x.state === "FAILED" && s.partitions.length > 1).slice(0, 3))
+    parts.push(`partition ${p.partition || "(none)"} ${p.state}: ${p.error ?? ""}`);
   if (s.jobFailure) parts.push(`job error: ${s.jobFailure}`);
   else if (s.fileFailures) parts.push(`${plural(s.fileFailures, "file")} failed: ${s.errors[0] ?? ""}`);
   else if (s.batchesFailed) parts.push(`${plural(s.batchesFailed, "batch", "batches")} failed: ${s.errors[0] ?? ""}`);
   return parts.join("; ") + "\n";
+}
+
+/** `, 2/3 partitions committed` when a run committed only some of its partitions (else ""). */
+export function partitionNote(s: Pick<RunSummary, "partitions">): string {
+  const parts = s.partitions ?? [];
+  const committed = parts.filter((p) => p.state === "COMMITTED").length;
+  return parts.length > 1 && committed < parts.length ? `, ${committed}/${parts.length} partitions committed` : "";
 }

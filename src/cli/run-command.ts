@@ -1,14 +1,19 @@
 import { getJob, loadConfig } from "../config/load.js";
 import { resolveBound } from "../config/bounds.js";
 import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
-import { ConfigError, DeadLetteredError, RunFailedError, RunLostError } from "../errors.js";
+import { ConcurrentRunsExceededError, ConfigError, DeadLetteredError, RunFailedError, RunLostError } from "../errors.js";
+import { startRun } from "../run/start-run.js";
+import { stepContext } from "../run/step-context.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { initJobMetrics } from "../metrics/registry.js";
 import { FilePool } from "../pool/file-pool.js";
 import { BatchWorker } from "../queue/batch-worker.js";
 import { preflight } from "../run/preflight.js";
+import { drainGoesOn } from "../run/drain.js";
 import { runOnce } from "../run/runner.js";
+
+export { drainGoesOn } from "../run/drain.js";
 import type { RunSummary } from "../run/summary.js";
 import { openConnections } from "./connect.js";
 import { ProgressReporter } from "./progress.js";
@@ -28,19 +33,8 @@ export interface RunCommandOptions {
   metricsPort?: number;
   /** Stop draining after this many runs (safety valve). */
   maxRuns?: number;
-}
-
-/**
- * Whether `--drain` goes on after a run: yes after a success with files left; after a failure
- * only when it failed on file errors alone and some of those files will be dead-lettered by a
- * later run (so the backlog moves); never after a job error, a lost run, or a run that committed
- * nothing with nothing left to retry (no endless loop, also with deadLetterAfterRuns 0).
- */
-export function drainGoesOn(s: RunSummary, deadLetterAfterRuns: number): boolean {
-  if (s.mode !== "enable") return false; // without state updates a drain would never end
-  if (s.status === "succeeded") return s.remainingFiles > 0;
-  if (s.status === "failed") return s.jobFailure === null && s.fileFailures > 0 && deadLetterAfterRuns > 0;
-  return false;
+  /** Enqueue the run, print its id and return (workers execute it). */
+  detach?: boolean;
 }
 
 /** Exit 6 (E_DEAD_LETTERED) when any of the runs set files aside. */
@@ -65,6 +59,7 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
       ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize }
       : undefined;
   resolveBound({ override, job: job.source }); // bad bounds fail here, before anything is read
+  if (opts.detach) return detach(cfg, jobName, { override, mode: opts.bookmark, from: opts.from, to: opts.to, json: opts.json });
   const threads = opts.threads ?? job.worker.threads;
   const pool = new FilePool({
     threads,
@@ -173,4 +168,23 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
     await conn.close();
   }
   return summaries;
+}
+
+/** `run --detach`: enqueues the run (as the job's whenBusy says), prints its id, returns at once. */
+async function detach(
+  cfg: TrancheConfig,
+  jobName: string,
+  o: { override?: { boundedFiles?: string; boundedSize?: string }; mode?: BookmarkMode; from?: string; to?: string; json?: boolean },
+): Promise<RunSummary[]> {
+  const conn = await openConnections(cfg);
+  const ctx = stepContext({ redis: conn.redis, bull: conn.bull, cfg, log });
+  try {
+    const r = await startRun(ctx, { job: jobName, trigger: "manual", override: o.override, mode: o.mode, from: o.from, to: o.to });
+    if (!r.started) throw new ConcurrentRunsExceededError(jobName, cfg.jobs[jobName]!.maxConcurrentRuns, r.running);
+    process.stdout.write(o.json ? JSON.stringify({ runId: r.runId, state: r.state }) + "\n" : `${r.runId}\n`);
+    return [];
+  } finally {
+    await ctx.queues.close();
+    await conn.close();
+  }
 }

@@ -24,7 +24,8 @@ async function currentBacklog(cfg: TrancheConfig, name: string, store: BookmarkS
 }
 import type { RunSummary } from "../run/summary.js";
 import { openConnections } from "./connect.js";
-import { formatBytes, formatDuration, plural } from "./render.js";
+import { RunRecords } from "../run/run-record.js";
+import { formatBytes, formatDuration, partitionNote, plural } from "./render.js";
 
 /** `tranche status [job]`: backlog, bookmark summary, dead letters and last runs. */
 export async function statusCommand(
@@ -35,6 +36,7 @@ export async function statusCommand(
   const names = jobName ? [jobName] : Object.keys(cfg.jobs);
   for (const n of names) getJob(cfg, n);
   const conn = await openConnections(cfg, { readOnly: true });
+  const runs = new RunRecords(conn.redis, cfg.prefix);
   try {
     const out = [];
     for (const name of names) {
@@ -42,7 +44,7 @@ export async function statusCommand(
       const [b, bm, hist, live, dead] = await Promise.all([
         currentBacklog(cfg, name, store, opts.fresh === true),
         store.summary(),
-        conn.redis.lrange(store.k.history, 0, 4),
+        conn.redis.lrange(store.k.history, 0, 199),
         store.slots.live(),
         store.deadLetters.count(),
       ]);
@@ -52,8 +54,11 @@ export async function statusCommand(
         bookmark: bm,
         deadLetters: dead.deadLetters,
         skipped: dead.skipped,
-        runningRuns: live,
-        lastRuns: hist.map((h) => JSON.parse(h) as RunSummary),
+        runningRuns: await Promise.all(live.map(async (id) => ({ runId: id, state: (await runs.state(id)) ?? "gone" }))),
+        lastRuns: hist
+          .map((h) => JSON.parse(h) as RunSummary & { kind?: string })
+          .filter((h) => h.kind !== "commit")
+          .slice(0, 5),
       });
     }
     if (opts.json) {
@@ -72,13 +77,13 @@ export async function statusCommand(
           `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file version")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
           (s.deadLetters ? `  DEAD LETTERS: ${plural(s.deadLetters, "file")} set aside; see 'tranche dead-letters list ${s.job}'\n` : "") +
           (s.skipped ? `  skipped: ${plural(s.skipped, "file")} (archived storage class)\n` : "") +
-          (s.runningRuns.length ? `  running: ${s.runningRuns.join(", ")}\n` : "") +
+          (s.runningRuns.length ? `  live runs: ${s.runningRuns.map((r) => `${r.runId} ${r.state}`).join(", ")}\n` : "") +
           `  last runs:\n` +
           (s.lastRuns.length
             ? s.lastRuns
                 .map(
                   (r) =>
-                    `    ${r.runId} ${r.status.padEnd(9)} ${plural(r.files, "file")} ${formatBytes(r.bytes)} ${formatDuration(r.durationMs / 1000)}${r.deadLettered ? `, ${r.deadLettered} dead-lettered` : ""}\n`,
+                    `    ${r.runId} ${(r.state ?? r.status).padEnd(9)} ${plural(r.files, "file")} ${formatBytes(r.bytes)} ${formatDuration(r.durationMs / 1000)}${partitionNote(r)}${r.trigger ? ` (${r.trigger})` : ""}${r.deadLettered ? `, ${r.deadLettered} dead-lettered` : ""}\n`,
                 )
                 .join("")
             : "    (none)\n"),

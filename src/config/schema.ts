@@ -195,7 +195,10 @@ const afterStates = ["SUCCEEDED", "FAILED", "TIMEOUT", "STOPPED"] as const;
 export const triggersSchema = z
   .object({
     /** 5- or 6-field cron (seconds first), in an IANA time zone (default UTC). */
-    schedule: z.object({ cron: z.string().min(1), timezone: z.string().min(1).default("UTC") }).strict().optional(),
+    schedule: z
+      .object({ cron: z.string().min(1), timezone: z.string().min(1).default("UTC") })
+      .strict()
+      .optional(),
     /** Ticks missed while no scheduler led (down, or a leader handover): fire once for them (`runOnce`) or not (`skip`). Default skip. */
     misfire: z.enum(["runOnce", "skip"]).default("skip"),
     /**
@@ -205,9 +208,7 @@ export const triggersSchema = z
     after: z
       .object({
         logical: z.enum(["AND", "ANY"]).default("AND"),
-        conditions: z
-          .array(z.object({ job: z.string().min(1), state: z.enum(afterStates).default("SUCCEEDED") }).strict())
-          .min(1),
+        conditions: z.array(z.object({ job: z.string().min(1), state: z.enum(afterStates).default("SUCCEEDED") }).strict()).min(1),
       })
       .strict()
       .optional(),

@@ -115,11 +115,16 @@ export const triggerSkips = new Counter({
   labelNames: [JOB_LABEL, "trigger"],
   registers: [registry],
 });
-export const schedulerLeader = new Gauge({
-  name: "tranche_scheduler_leader",
-  help: "1 while this tranche scheduler holds the leader lease",
-  registers: [registry],
-});
+let leaderGauge: Gauge | undefined;
+/** 1 while this `tranche scheduler` leads; registered by schedulers only (workers do not export it). */
+export function schedulerLeader(): Gauge {
+  leaderGauge ??= new Gauge({
+    name: "tranche_scheduler_leader",
+    help: "1 while this tranche scheduler holds the leader lease",
+    registers: [registry],
+  });
+  return leaderGauge;
+}
 /** Pools report their utilization here; it is read at scrape time only (computing it is not free). */
 export const utilizationSources = new Set<() => number>();
 export const poolUtilization = new Gauge({

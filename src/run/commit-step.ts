@@ -118,7 +118,15 @@ async function writeManifest(ctx: StepContext, store: BookmarkStore, d: CommitDa
     .sort()
     .map((input) => ({ input, lastModified: lm.get(input) ?? null, output: outputs[input] }));
   const body = JSON.stringify(
-    { format: 1, job: d.job, runId: d.runId, partition: d.partition, bookmarkVersion: version, committedAt: new Date().toISOString(), files },
+    {
+      format: 1,
+      job: d.job,
+      runId: d.runId,
+      partition: d.partition,
+      bookmarkVersion: version,
+      committedAt: new Date().toISOString(),
+      files,
+    },
     null,
     1,
   );

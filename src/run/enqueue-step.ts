@@ -50,7 +50,13 @@ export async function enqueueRun(ctx: StepContext, job: string, runId: string, p
       name: "commit",
       queueName: queueName(job),
       data,
-      opts: { jobId: stepId.commit(runId, p), attempts: 5, backoff: { type: "exponential", delay: 1000 }, ignoreDependencyOnFailure: true, ...KEEP_DONE },
+      opts: {
+        jobId: stepId.commit(runId, p),
+        attempts: 5,
+        backoff: { type: "exponential", delay: 1000 },
+        ignoreDependencyOnFailure: true,
+        ...KEEP_DONE,
+      },
       children: bs.map((b, i) => ({
         name: "batch",
         queueName: queueName(job),
@@ -78,7 +84,8 @@ export async function enqueueRun(ctx: StepContext, job: string, runId: string, p
   const now = flows.slice(0, limit);
   const later = flows.slice(limit);
   const m = ctx.redis.multi().del(store.k.queuedParts(runId));
-  if (later.length) m.rpush(store.k.queuedParts(runId), ...later.map((f) => JSON.stringify(f))).expire(store.k.queuedParts(runId), 7 * 24 * 3600);
+  if (later.length)
+    m.rpush(store.k.queuedParts(runId), ...later.map((f) => JSON.stringify(f))).expire(store.k.queuedParts(runId), 7 * 24 * 3600);
   await m.exec();
   await ctx.queues.flow().add({
     name: "finish",

@@ -33,7 +33,8 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   const seen = new Set(results.map((r) => r.partition));
   // Partitions planned but never ended (their commit step never ran: stopped, timed out, or lost).
   const planned = new Set(plan?.stage === "leased" ? plan.selected.map((f) => f.partition) : []);
-  const stoppedLike: RunState | null = rec.state === "TIMEOUT" ? "TIMEOUT" : rec.state === "STOPPING" || rec.state === "STOPPED" ? "STOPPED" : null;
+  const stoppedLike: RunState | null =
+    rec.state === "TIMEOUT" ? "TIMEOUT" : rec.state === "STOPPING" || rec.state === "STOPPED" ? "STOPPED" : null;
   for (const p of planned) {
     if (seen.has(p)) continue;
     const files = plan!.selected.filter((f) => f.partition === p);
@@ -52,7 +53,9 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   else if (stoppedLike) state = stoppedLike;
   else
     state = runOutcome({
-      partitions: results.map((r) => (r.state === "COMMITTED" || r.state === "DONE" ? "committed" : r.state === "FAILED" ? "failed" : "pending")),
+      partitions: results.map((r) =>
+        r.state === "COMMITTED" || r.state === "DONE" ? "committed" : r.state === "FAILED" ? "failed" : "pending",
+      ),
     });
   if (!TERMINAL.has(state)) state = "FAILED";
   if (!TERMINAL.has(rec.state)) {
@@ -67,7 +70,11 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   const mode = (rec.mode || jc.bookmark.mode) as RunSummary["mode"];
   const committed = results.filter((r) => r.state === "COMMITTED");
   const notCommittedFiles =
-    mode === "enable" ? results.filter((r) => r.state !== "COMMITTED").reduce((s, r) => s + (plan?.selected.filter((f) => f.partition === r.partition).length ?? 0), 0) : 0;
+    mode === "enable"
+      ? results
+          .filter((r) => r.state !== "COMMITTED")
+          .reduce((s, r) => s + (plan?.selected.filter((f) => f.partition === r.partition).length ?? 0), 0)
+      : 0;
   const notCommittedBytes =
     mode === "enable"
       ? results
@@ -118,12 +125,31 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   const first = await store.recordRun(summary, jc.bookmark.historySize);
   await ctx.redis.hset(runKey, { summary: JSON.stringify(summary), endedAt: ended });
   await store.slots.release(runId);
+  // What only the run's steps needed goes: the plan (its file list), outputs, queued partitions.
+  const leftovers = [store.k.runPlan(runId), store.k.queuedParts(runId), ...[...planned].map((p) => store.k.outputs(runId, p))];
+  await ctx.redis.del(...leftovers);
   if (first) {
     await ctx.queues
       .queue(job)
       .remove(stepId.timeout(runId))
       .catch(() => 0);
-    await ctx.redis.xadd(globalKeys(ctx.cfg.prefix).events, "MAXLEN", "~", EVENTS_MAX, "*", "type", "run.ended", "job", job, "runId", runId, "state", state, "trigger", summary.trigger);
+    await ctx.redis.xadd(
+      globalKeys(ctx.cfg.prefix).events,
+      "MAXLEN",
+      "~",
+      EVENTS_MAX,
+      "*",
+      "type",
+      "run.ended",
+      "job",
+      job,
+      "runId",
+      runId,
+      "state",
+      state,
+      "trigger",
+      summary.trigger,
+    );
     runsTotal.inc({ [JOB_LABEL]: job, status: summary.status });
     runStates.inc({ [JOB_LABEL]: job, state });
     ctx.log.info("run finished", {

@@ -2,6 +2,8 @@ import { DelayedError, type Job } from "bullmq";
 import { describeBound, resolveBound, type Bound, type BoundOptions } from "../config/bounds.js";
 import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
 import { ConfigError, TrancheError } from "../errors.js";
+import { JobError } from "../failures.js";
+import { jobFingerprint } from "../config/fingerprint.js";
 import type { Logger } from "../log.js";
 import { backlogBytes, backlogFiles, backlogOldestAge, JOB_LABEL, lexicalMissed } from "../metrics/registry.js";
 import { BookmarkStore } from "../bookmark/store.js";
@@ -27,9 +29,13 @@ interface PlanInputs {
   outputNames?(keys: string[]): Promise<(string | null)[]>;
 }
 
-/** Errors that mean the run could not start (bad configuration, unreachable source): the run ends ERROR, without retries. */
+/**
+ * Errors that mean the run could not start: bad configuration, an unreachable or refusing source
+ * (typed job failures), a worker whose configuration differs from the starter's. The run ends
+ * ERROR at once; other errors (a Redis hiccup) are retried.
+ */
 function cannotStart(err: unknown): boolean {
-  return err instanceof TrancheError && (err.exitCode === 2 || err.exitCode === 4);
+  return (err instanceof TrancheError && (err.exitCode === 2 || err.exitCode === 4)) || err instanceof JobError;
 }
 
 /**
@@ -76,9 +82,17 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
     : undefined;
   let stored = await readPlan(ctx, store, runId);
   try {
+    // The run is executed as the starter's configuration says: a worker with another one refuses it.
+    if (rec.fingerprint && rec.fingerprint !== jobFingerprint(ctx.cfg, jc))
+      throw new JobError(
+        "E_CONFIG_MISMATCH",
+        `this worker's configuration of job "${jobName}" differs from the one that started run ${runId} (fingerprint ${jobFingerprint(ctx.cfg, jc)} vs ${rec.fingerprint}); deploy the same configuration to every worker`,
+        { retryable: false },
+      );
     if (!stored || stored.stage === "selected") {
       const { bound } = resolveBound({ override, job: jc.source });
-      if (mode === "disable") log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
+      if (mode === "disable")
+        log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
       const unlock = mode === "enable" ? await store.slots.lockPlanning(runId, { log }) : async () => undefined;
       try {
         const inputs: PlanInputs = {
@@ -111,7 +125,13 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
     if (cannotStart(err) || last) {
       log.error("run could not start", { reason: (err as Error).message });
       const e = err as Error & { code?: string; exitCode?: number };
-      await ctx.redis.hset(runKey, { error: e.message, errorCode: e.code ?? "E_RUN_ERROR", errorExit: e.exitCode ?? 1 });
+      await ctx.redis.hset(runKey, {
+        error: e.message,
+        errorCode: e.code ?? "E_RUN_ERROR",
+        errorExit: e.exitCode ?? 1,
+        errorName: e.name,
+        ...(err instanceof JobError ? { jobFailure: `${e.code}: ${e.message}` } : {}),
+      });
       await ctx.runs.move(runId, "ERROR");
       await finishRun(ctx, jobName, runId);
       return "ERROR";
@@ -335,4 +355,3 @@ async function leaseStep(
   }
   return selected;
 }
-

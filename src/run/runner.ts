@@ -56,7 +56,10 @@ export async function runOnce(o: RunOptions): Promise<RunSummary> {
   }
 }
 
-export async function runWith(ctx: StepContext, o: Omit<RunOptions, "cfg" | "redis" | "bullConnection" | "log" | "pool">): Promise<RunSummary> {
+export async function runWith(
+  ctx: StepContext,
+  o: Omit<RunOptions, "cfg" | "redis" | "bullConnection" | "log" | "pool">,
+): Promise<RunSummary> {
   const job = ctx.cfg.jobs[o.job]!;
   resolveBound({ override: o.override, job: job.source }); // bad bounds fail before anything is written
   const started = await startRun(ctx, {

@@ -1,6 +1,8 @@
+import { createHash } from "node:crypto";
 import type { BoundOptions } from "../config/bounds.js";
 import type { BookmarkMode } from "../config/schema.js";
 import { BookmarkStore } from "../bookmark/store.js";
+import { jobFingerprint } from "../config/fingerprint.js";
 import { JOB_LABEL, triggerSkips } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
 import { newRunId } from "./run-id.js";
@@ -18,11 +20,17 @@ export interface StartOptions {
   override?: BoundOptions;
   /** Default: the job's whenBusy. */
   whenBusy?: "skip" | "queue";
+  /** A trigger firing's own name (a tick, a run end): a firing already claimed starts nothing again. */
+  firing?: string;
 }
 
 export type StartResult =
-  | { started: true; runId: string; state: "STARTING" | "WAITING" }
-  | { started: false; running: string[] };
+  { started: true; runId: string; state: "STARTING" | "WAITING" } | { started: false; running: string[]; duplicate?: boolean };
+
+/** The claim of one trigger firing. */
+export function firingKey(store: BookmarkStore, firing: string): string {
+  return `${store.k.triggers}:fired:${createHash("sha1").update(firing).digest("hex").slice(0, 16)}`;
+}
 
 /** Minutes → the slot's lifetime: a run holds its slot until it ends, at the latest until shortly after its timeout. */
 export function slotTtlMs(timeoutMinutes: number): number {
@@ -39,6 +47,10 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, o.job);
   const runId = newRunId();
   const whenBusy = o.whenBusy ?? job.whenBusy;
+  // A firing is claimed once, for a week (longer than any misfire window).
+  if (o.firing !== undefined && (await ctx.redis.set(firingKey(store, o.firing), runId, "EX", 7 * 24 * 3600, "NX")) !== "OK") {
+    return { started: false, running: [], duplicate: true };
+  }
   const slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
   if (!slot.ok && whenBusy === "skip") {
     triggerSkips.inc({ [JOB_LABEL]: o.job, trigger: o.trigger });
@@ -62,6 +74,7 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
         createdAt: now,
         timeoutAt: now + timeoutMs,
         epoch: await store.slots.epoch(),
+        fingerprint: jobFingerprint(ctx.cfg, job),
       },
       now,
     );

@@ -58,7 +58,10 @@ export async function stopRun(ctx: StepContext, runId: string): Promise<{ state:
     if (m.from !== "STOPPING") throw new ConfigError(`run ${runId} is ${m.from ?? "gone"}; it cannot be stopped`);
   }
   const removed = await dropQueuedWork(ctx, job, runId);
-  await ctx.queues.queue(job).remove(stepId.plan(runId)).catch(() => 0);
+  await ctx.queues
+    .queue(job)
+    .remove(stepId.plan(runId))
+    .catch(() => 0);
   if (!(await ctx.queues.queue(job).getJob(stepId.finish(runId))) && !(await isPlanning(ctx, job, runId))) await finishRun(ctx, job, runId);
   ctx.log.info("run stopping", { job, runId, removedBatches: removed });
   return { state: (await ctx.runs.state(runId)) ?? "STOPPED", removed };

@@ -68,8 +68,10 @@ export async function waitForRun(
     if (finished === "1" && summary) {
       const s = JSON.parse(summary) as RunSummary;
       if (s.state === "ERROR") {
-        const [code, exit, message] = await ctx.redis.hmget(runKey, "errorCode", "errorExit", "error");
-        throw new TrancheError(code || "E_RUN_ERROR", message || s.jobFailure || "the run could not start", Number(exit || 1));
+        const [code, exit, message, name] = await ctx.redis.hmget(runKey, "errorCode", "errorExit", "error", "errorName");
+        const err = new TrancheError(code || "E_RUN_ERROR", message || s.jobFailure || "the run could not start", Number(exit || 1));
+        if (name) Object.defineProperty(err, "name", { value: name });
+        throw err;
       }
       return s;
     }

@@ -1,0 +1,88 @@
+import { getJob, loadConfig } from "../config/load.js";
+import { log } from "../log.js";
+import { RunRecords, type RunRecord } from "../run/run-record.js";
+import { stepContext } from "../run/step-context.js";
+import { stopRun } from "../run/stop-run.js";
+import type { RunSummary } from "../run/summary.js";
+import { openConnections } from "./connect.js";
+import { formatBytes, formatDuration, plural } from "./render.js";
+
+/** One row of `tranche runs`: the run record, with the summary once it ended. */
+export interface RunRow {
+  runId: string;
+  state: string;
+  trigger: string;
+  createdAt: string;
+  endedAt: string | null;
+  files: number;
+  bytes: number;
+  filesPlanned: number;
+  partitions: RunSummary["partitions"];
+  error: string | null;
+}
+
+function row(r: RunRecord & { runId?: string }, parts: RunSummary["partitions"]): RunRow {
+  const s = r.summary ? (JSON.parse(r.summary) as RunSummary) : null;
+  return {
+    runId: r.runId ?? "",
+    state: r.state,
+    trigger: r.trigger ?? "",
+    createdAt: new Date(Number(r.createdAt || 0)).toISOString(),
+    endedAt: r.endedAt ? new Date(Number(r.endedAt)).toISOString() : null,
+    files: s ? s.files : Math.max(0, Number(r.progressFiles || 0)),
+    bytes: s ? s.bytes : Number(r.progressBytes || 0),
+    filesPlanned: Number(r.filesPlanned || 0),
+    partitions: s?.partitions ?? parts,
+    error: r.error || s?.jobFailure || null,
+  };
+}
+
+/** `tranche runs <job>`: the job's newest runs with state, trigger, partitions and figures. */
+export async function runsCommand(job: string, opts: { config?: string; json?: boolean; limit?: number }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  getJob(cfg, job);
+  const conn = await openConnections(cfg, { readOnly: true });
+  try {
+    const runs = new RunRecords(conn.redis, cfg.prefix);
+    const rows: RunRow[] = [];
+    for (const r of await runs.list(job, opts.limit ?? 20)) rows.push(row(r, await runs.partitions(r.runId!)));
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
+      return;
+    }
+    if (!rows.length) {
+      process.stdout.write(`no runs of job ${job} yet\n`);
+      return;
+    }
+    for (const r of rows) {
+      const took = r.endedAt ? formatDuration((Date.parse(r.endedAt) - Date.parse(r.createdAt)) / 1000) : "running";
+      const committed = r.partitions.filter((p) => p.state === "COMMITTED").length;
+      process.stdout.write(
+        `${r.runId}  ${r.state.padEnd(9)} ${r.trigger.padEnd(8)} ${plural(r.files, "file")}${r.endedAt ? "" : ` of ${r.filesPlanned}`} ${formatBytes(r.bytes)} ${took}` +
+          (r.partitions.length ? `  partitions: ${committed}/${r.partitions.length} committed` : "") +
+          (r.error ? `  error: ${r.error}` : "") +
+          "\n",
+      );
+      for (const p of r.partitions.filter((x) => x.state !== "COMMITTED" && x.state !== "DONE"))
+        process.stdout.write(`    ${p.partition || "(unpartitioned)"} ${p.state}${p.error ? `: ${p.error}` : ""}\n`);
+    }
+  } finally {
+    await conn.close();
+  }
+}
+
+/** `tranche stop <runId>`: in-flight files finish, the rest goes to the next run; prints the state. */
+export async function stopCommand(runId: string, opts: { config?: string }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const conn = await openConnections(cfg);
+  const ctx = stepContext({ redis: conn.redis, bull: conn.bull, cfg, log });
+  try {
+    const r = await stopRun(ctx, runId);
+    process.stdout.write(
+      `run ${runId}: ${r.state}${r.state === "STOPPING" ? " (batches running now finish; the run ends STOPPED)" : ""}; ${plural(r.removed, "queued batch", "queued batches")} removed\n`,
+    );
+  } finally {
+    await ctx.queues.close();
+    await conn.close();
+  }
+}

@@ -1,0 +1,103 @@
+import { loadConfig } from "../config/load.js";
+import { log } from "../log.js";
+import { startMetricsServer } from "../metrics/server.js";
+import { stepContext } from "../run/step-context.js";
+import { Scheduler } from "../triggers/scheduler.js";
+import { compileSchedule } from "../triggers/schedule.js";
+import { BookmarkStore } from "../bookmark/store.js";
+import { openConnections } from "./connect.js";
+
+/** `tranche scheduler`: fires the configuration's triggers while it leads (any number of replicas), until SIGTERM. */
+export async function schedulerCommand(opts: { config?: string; metricsPort?: number; tickMs?: number }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const conn = await openConnections(cfg);
+  const ctx = stepContext({ redis: conn.redis, bull: conn.bull, cfg, log });
+  const port = opts.metricsPort ?? cfg.metrics.port;
+  const scheduler = new Scheduler(ctx, { tickMs: opts.tickMs });
+  const metrics = port
+    ? await startMetricsServer(port, () => true, "0.0.0.0", opts.metricsPort !== undefined ? "--metrics-port" : "metrics.port").catch(
+        async (e) => {
+          await conn.close();
+          throw e;
+        },
+      )
+    : undefined;
+  const triggered = Object.entries(cfg.jobs).filter(([, j]) => j.triggers);
+  log.info("scheduler started", {
+    scheduler: scheduler.id,
+    jobsWithTriggers: triggered.map(([n]) => n),
+    metricsPort: metrics?.port,
+    pid: process.pid,
+  });
+  scheduler.start();
+  await new Promise<void>((resolve) => {
+    process.once("SIGTERM", () => resolve());
+    process.once("SIGINT", () => resolve());
+  });
+  await scheduler.stop();
+  await ctx.queues.close();
+  await metrics?.close();
+  await conn.close();
+  log.info("scheduler stopped", { scheduler: scheduler.id });
+}
+
+/** `tranche triggers [job]`: each job's triggers with their next firing times and what they wait for. */
+export async function triggersCommand(job: string | undefined, opts: { config?: string; json?: boolean }): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  const names = (job ? [job] : Object.keys(cfg.jobs)).filter((n) => cfg.jobs[n]);
+  const conn = await openConnections(cfg, { readOnly: true });
+  try {
+    const out = [];
+    const now = new Date();
+    for (const name of names) {
+      const t = cfg.jobs[name]!.triggers;
+      const store = new BookmarkStore(conn.redis, cfg.prefix, name);
+      const book = await conn.redis.hgetall(store.k.triggers);
+      const entry: Record<string, unknown> = { job: name, whenBusy: cfg.jobs[name]!.whenBusy, timeoutMinutes: cfg.jobs[name]!.timeout };
+      if (t?.schedule) {
+        const s = compileSchedule(t.schedule, `jobs.${name}.triggers.schedule`);
+        const next: string[] = [];
+        let at: Date | null = now;
+        for (let i = 0; i < 3 && at; i++) {
+          at = s.next(at);
+          if (at) next.push(at.toISOString());
+        }
+        entry.schedule = {
+          cron: s.cron,
+          timezone: s.timezone,
+          misfire: t.misfire,
+          next,
+          lastTick: book["schedule:tick"] ? new Date(Number(book["schedule:tick"])).toISOString() : null,
+        };
+      }
+      if (t?.after) entry.after = { ...t.after, met: book["after:met"] ? JSON.parse(book["after:met"]) : [] };
+      if (t?.drain) entry.drain = { drainPauseSeconds: t.drainPauseSeconds };
+      out.push(entry);
+    }
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(job ? out[0] : out, null, 2) + "\n");
+      return;
+    }
+    for (const e of out) {
+      const lines = [`job ${String(e.job)} (whenBusy: ${String(e.whenBusy)}, timeout ${String(e.timeoutMinutes)} min)`];
+      const s = e.schedule as { cron: string; timezone: string; misfire: string; next: string[]; lastTick: string | null } | undefined;
+      if (s)
+        lines.push(
+          `  schedule: "${s.cron}" in ${s.timezone}, misfire ${s.misfire}; next: ${s.next.join(", ") || "never"}${s.lastTick ? `; last tick ${s.lastTick}` : ""}`,
+        );
+      const a = e.after as { logical: string; conditions: { job: string; state: string }[]; met: unknown[] } | undefined;
+      if (a)
+        lines.push(
+          `  after (${a.logical}): ${a.conditions.map((c) => `${c.job} ${c.state}`).join(", ")}; met since last firing: ${a.met.length}`,
+        );
+      if (e.drain)
+        lines.push(
+          `  drain: next run after a committed run while backlog remains (pause ${(e.drain as { drainPauseSeconds: number }).drainPauseSeconds} s)`,
+        );
+      if (!s && !a && !e.drain) lines.push("  no triggers (runs start from the CLI or the API)");
+      process.stdout.write(lines.join("\n") + "\n");
+    }
+  } finally {
+    await conn.close();
+  }
+}
