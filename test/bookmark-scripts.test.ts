@@ -84,7 +84,7 @@ describe("bookmark Lua scripts (real Redis)", () => {
     expect((await s.summary()).version).toBe(2);
   });
 
-  it("nothing reaches the bookmark until the run commits, and then all partitions at once", async () => {
+  it("nothing reaches the bookmark until the run commits; each partition commits on its own, once", async () => {
     const s = store("atomic");
     await s.slots.acquire("r1", 5, 30_000);
     await s.stageBatch({ partition: "p1", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
@@ -95,9 +95,44 @@ describe("bookmark Lua scripts (real Redis)", () => {
       ["p1", 1],
       ["p2", 1],
     ]);
-    const h = await s.history();
-    expect(h[0]).toMatchObject({ runId: "r1", committed: true, version: 1 });
-    expect(Object.keys(h[0]!.state!).sort()).toEqual(["p1", "p2"]);
+    // The history: one entry per partition commit (each with its partition's delta), then the run.
+    const h = await s.historyEntries();
+    expect(h.map((e) => [e.kind, e.partition, e.version])).toEqual([
+      ["run", undefined, 2],
+      ["commit", "p2", 2],
+      ["commit", "p1", 1],
+    ]);
+    expect(h[0]).toMatchObject({ runId: "r1", committed: true });
+    expect(Object.keys(h[1]!.state!)).toEqual(["p2"]);
+    expect((await s.summary()).runs).toBe(1); // a run counts once, whatever it committed
+    // Committing a partition again (a retried commit step) changes nothing.
+    const again = await s.commitPartition({
+      runId: "r1",
+      partition: "p1",
+      bandMs: 1000,
+      maxFilesInBand: 10,
+      historySize: 10,
+      entry: {},
+      epoch: "0",
+    });
+    expect(again).toMatchObject({ version: 1, again: true });
+    expect((await s.summary()).version).toBe(2);
+  });
+
+  it("one partition commits while another of the same run is still staging; a run recorded twice is recorded once", async () => {
+    const s = store("perpart");
+    await s.slots.acquire("r1", 5, 30_000);
+    await s.lease("p1", "r1", [f("a", 1000)], 1000);
+    await s.lease("p2", "r1", [f("b", 1000)], 1000);
+    await s.stageBatch({ partition: "p1", runId: "r1", commitId: "c1", files: [f("a", 1000)] });
+    await s.commitPartition({ runId: "r1", partition: "p1", bandMs: 1000, maxFilesInBand: 10, historySize: 10, entry: {}, epoch: "0" });
+    const sum = await s.summary();
+    expect(sum.partitions.map((p) => [p.partition, p.files, p.leased])).toEqual([["p1", 1, 0]]);
+    // p2's lease is untouched: the next run cannot take b while r1 lives.
+    expect(await s.newFiles("p2", await s.loadView("p2", 1000), [f("b", 1000)], "r2")).toEqual([false]);
+    expect(await s.recordRun({ runId: "r1", committed: true }, 10)).toBe(true);
+    expect(await s.recordRun({ runId: "r1", committed: true }, 10)).toBe(false);
+    expect(await s.history()).toHaveLength(1);
   });
 
   it("caps the band at maxFilesInBand by raising its floor, never splitting files of one time", async () => {
@@ -223,10 +258,20 @@ describe("bookmark Lua scripts (real Redis)", () => {
     await stageAll("r2", ["d00"], 5000);
     await stageAll("r3", ["d01"], 5000);
     await stageAll("r4", ["d00", "new"], 9000);
-    const hist = await s.history();
-    expect(hist.map((e) => e.runId)).toEqual(["r4", "r3", "r2"]); // r1 trimmed (historySize 3)
-    expect(Object.keys(hist[2]!.state!)).toEqual(["d00"]);
-    expect(hist[2]!.parts).toHaveLength(50);
+    const hist = await s.historyEntries();
+    // r1 trimmed (historySize 3 runs); a run's partition commits come before its summary.
+    expect(hist.map((e) => `${e.runId}${e.partition ? `:${e.partition}` : ""}`)).toEqual([
+      "r4",
+      "r4:new",
+      "r4:d00",
+      "r3",
+      "r3:d01",
+      "r2",
+      "r2:d00",
+    ]);
+    const r2 = hist.find((e) => e.runId === "r2" && e.kind === "commit")!;
+    expect(Object.keys(r2.state!)).toEqual(["d00"]);
+    expect(r2.parts).toHaveLength(50);
     // Rewind to r2: d00 back to its r2 state, d01 to... its state after r2 is only in r1, which is gone.
     await expect(s.rewind("r2", 1000)).rejects.toThrow(/history no longer holds partition d01's state/);
     // Rewind to r3: d00 from r2's snapshot, d01 unchanged since r3, "new" deleted, d02..d49 left as they are.

@@ -180,15 +180,8 @@ describe("file errors", () => {
   it("a file deleted between listing and reading is recorded as gone and does not fail the run", async () => {
     const h = await harness("gone", {});
     await seed(h, 4);
-    const running = h.run(); // no worker yet: the run plans, leases and waits
-    const store = new BookmarkStore(h.redis, h.prefix, h.name);
-    for (let i = 0; i < 200 && (await store.slots.live()).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    let runId = "";
-    for (let i = 0; i < 200 && !runId; i++) {
-      runId = (await store.slots.live())[0] ?? "";
-      if (runId && (await h.redis.hget(store.k.run(runId), "status")) !== "running") runId = "";
-      await new Promise((r) => setTimeout(r, 25));
-    }
+    const running = h.run(); // no worker yet: the run is enqueued
+    await h.planNow(await h.newestRun()); // planned and leased here; its batches wait for a worker
     await rm(path.join(h.inDir, "dt=2024-01-01/f-002.json"));
     h.startWorker(1);
     const r = await running;

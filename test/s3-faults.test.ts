@@ -73,10 +73,13 @@ async function s3Harness(name: string, job: Record<string, unknown> = {}, s3extr
   );
 }
 
-/** Output keys under s3://CLEAN/<name>/ (relative), tranche's own _tranche/ included. */
+/** Output keys under s3://CLEAN/<name>/ (relative), tranche's own _tranche/ included but for commit manifests. */
 async function outputs(name: string): Promise<string[]> {
   const r = await s3.client.send(new ListObjectsV2Command({ Bucket: CLEAN, Prefix: `${name}/` }));
-  return (r.Contents ?? []).map((o) => o.Key!.slice(name.length + 1)).sort();
+  return (r.Contents ?? [])
+    .map((o) => o.Key!.slice(name.length + 1))
+    .filter((k) => !k.startsWith("_tranche/manifests/"))
+    .sort();
 }
 
 const store = (h: Harness) => new BookmarkStore(h.redis, h.prefix, h.name);
@@ -238,8 +241,8 @@ describe("objects that cannot be read", () => {
     h.startWorker(1);
     proxy.reset();
     const r = await h.run();
-    // One listing page, one read per file, one write per written output.
-    expect(proxy.counts()).toEqual({ ListObjectsV2: 1, GetObject: 3, PutObject: 2 });
+    // One listing page, one read per file, one write per written output and one for the partition's manifest.
+    expect(proxy.counts()).toEqual({ ListObjectsV2: 1, GetObject: 3, PutObject: 3 });
     expect([r.status, r.committed, r.files, r.archived, r.deadLettered, r.fileFailures, r.jobFailure]).toEqual([
       "succeeded",
       true,

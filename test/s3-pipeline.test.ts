@@ -51,7 +51,23 @@ describe("S3 source and S3 sink through a local S3-protocol server", () => {
       const r2 = await h.run();
       expect([r2.status, r2.files, r2.remainingFiles]).toEqual(["succeeded", 10, 0]);
       expect((await h.run()).status).toBe("empty");
-      expect(await listAll("clean-bucket", "events/")).toEqual(keys.sort());
+      const written = await listAll("clean-bucket", "events/");
+      expect(written.filter((k) => !k.startsWith("_tranche/manifests/"))).toEqual(keys.sort());
+      // One manifest per partition commit: together they name every output once, with its input.
+      const manifests = written.filter((k) => k.startsWith("_tranche/manifests/"));
+      expect(manifests.length).toBeGreaterThanOrEqual(3);
+      const named: string[] = [];
+      for (const m of manifests) {
+        const body = JSON.parse(
+          await (await s3.client.send(new GetObjectCommand({ Bucket: "clean-bucket", Key: `events/${m}` }))).Body!.transformToString(),
+        ) as { runId: string; partition: string; files: { input: string; output: string }[] };
+        expect([r1.runId, r2.runId]).toContain(body.runId);
+        for (const f of body.files) {
+          expect(f.input.startsWith(`${body.partition}/`)).toBe(true);
+          named.push(f.output);
+        }
+      }
+      expect(named.sort()).toEqual(keys.sort());
       const obj = await s3.client.send(
         new GetObjectCommand({ Bucket: "clean-bucket", Key: "events/dt=2024-01-02/with space ü-7.json.gz.ndjson" }),
       );

@@ -1,6 +1,7 @@
 /** No credential reaches Redis, errors, logs or --json; a worker with another configuration refuses batches. */
 import path from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { RunRecords } from "../src/run/run-record.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { log } from "../src/log.js";
 import { FilePool } from "../src/pool/file-pool.js";
@@ -68,14 +69,25 @@ describe("secrets", () => {
     const stale = structuredClone(h.cfg);
     stale.jobs[h.name]!.maxBadRecordRatio = 0.9; // an old ConfigMap
     const pool = new FilePool({ threads: 1 });
+    // A run planned by a worker with the right configuration (here): the stale worker refuses its batches.
+    const running = h.run();
+    await h.planNow(await h.newestRun());
     const worker = new BatchWorker({ redis: h.redis, connection: h.bull, cfg: stale, jobs: [h.name], pool, log });
     await worker.start();
     try {
-      const r = await h.run();
+      const r = await running;
       expect([r.status, r.deadLettered, r.files]).toEqual(["failed", 0, 0]);
       expect(r.jobFailure).toMatch(/E_CONFIG_MISMATCH: this worker's configuration of job "fingerprint" differs/);
       expect(await listFiles(h.outDir)).toEqual([]);
       expect(await new BookmarkStore(h.redis, h.prefix, h.name).deadLetters.count()).toEqual({ deadLetters: 0, skipped: 0 });
+      // The only worker has another configuration: it refuses to start a run (ERROR), reading nothing.
+      await expect(h.run()).rejects.toMatchObject({
+        code: "E_CONFIG_MISMATCH",
+        message: expect.stringMatching(/this worker's configuration of job "fingerprint" differs/),
+      });
+      const [rec] = await new RunRecords(h.redis, h.prefix).list(h.name);
+      expect(rec!.state).toBe("ERROR");
+      expect(await listFiles(h.outDir)).toEqual([]);
     } finally {
       await worker.close();
       await pool.close();

@@ -486,8 +486,13 @@ export class BookmarkStore {
     return Number(n) === 1;
   }
 
-  /** The job's runs, newest first (as many as `bookmark.historySize` keeps). */
+  /** The job's runs (their summaries), newest first (as many as `bookmark.historySize` keeps). */
   async history(): Promise<HistoryEntry[]> {
+    return (await this.historyEntries()).filter((e) => e.kind !== "commit");
+  }
+
+  /** Every history entry, newest first: run summaries and the partition commits before them. */
+  async historyEntries(): Promise<HistoryEntry[]> {
     return (await this.r.lrange(this.k.history, 0, -1)).map((h) => JSON.parse(h) as HistoryEntry);
   }
 
@@ -514,7 +519,7 @@ export class BookmarkStore {
    * (a run that ended FAILED, STOPPED or TIMEOUT may have committed some of its partitions only).
    */
   async committedPartitions(runId: string): Promise<{ state: string | null; partitions: string[]; planned: string[] }> {
-    const hist = await this.history();
+    const hist = await this.historyEntries();
     const run = hist.find((e) => e.runId === runId && e.kind === "run");
     const partitions = hist.filter((e) => e.runId === runId && e.committed && e.kind === "commit").map((e) => String(e.partition));
     const planned = Array.isArray(run?.partitions) ? (run.partitions as { partition: string }[]).map((p) => p.partition) : partitions;
@@ -627,7 +632,7 @@ export class BookmarkStore {
     b: Record<string, PartitionState | undefined>;
     incomplete: string[];
   }> {
-    const hist = await this.history();
+    const hist = await this.historyEntries();
     const ia = this.findCommitted(hist, from);
     const ib = this.findCommitted(hist, to);
     if (ib > ia) throw new ConfigError(`--from ${from} is newer than --to ${to}; give the older run first`);
@@ -664,7 +669,7 @@ export class BookmarkStore {
    * where runs trimmed off the history may have committed files that will be taken again.
    */
   async rewind(runId: string, bandMs: number): Promise<{ version: number; incomplete: string[] }> {
-    const hist = await this.history();
+    const hist = await this.historyEntries();
     const i = this.findCommitted(hist, runId);
     // Only partitions that later runs changed need restoring (or deleting, if they are newer).
     const changed = [...this.touchedBetween(hist, 0, i)].sort();

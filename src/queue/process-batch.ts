@@ -199,5 +199,6 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   }
   batchesTotal.inc({ ...labels, outcome: "ok" });
   log.debug("batch done", { files: todo.length, staged: done.staged, skipped: d.files.length - todo.length });
-  return { files: todo.length, bytes: todo.reduce((n, f) => n + f.size, 0) };
+  // Processed and written (dead-lettered, archived and gone files are not).
+  return { files: v.ok.length, bytes: v.ok.reduce((n, f) => n + f.size, 0) };
 }

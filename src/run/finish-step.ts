@@ -98,6 +98,7 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
     bound: plan?.bound ?? "",
     files: Number(h.filesStaged || 0) - deadKeys.length - Number(h.archived || 0),
     bytes: Number(h.bytesStaged ?? 0),
+    filesCommitted: committed.reduce((n, r) => n + r.files, 0),
     committed: committed.length > 0,
     version: committed.length ? Math.max(...committed.map((r) => r.version ?? 0)) : null,
     batches,

@@ -42,6 +42,8 @@ export interface RunSummary {
   /** Files (and their bytes) this run processed and wrote. */
   files: number;
   bytes: number;
+  /** Files of the partitions that committed (mode enable); the others go to the next run. */
+  filesCommitted: number;
   /** Whether the run moved the bookmark (mode enable and at least one partition committed). */
   committed: boolean;
   /** The bookmark version after the commit, or null. */

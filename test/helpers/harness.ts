@@ -8,7 +8,11 @@ import { log } from "../../src/log.js";
 import { redisOptions } from "../../src/redis.js";
 import { FilePool } from "../../src/pool/file-pool.js";
 import { BatchWorker } from "../../src/queue/batch-worker.js";
+import type { Job } from "bullmq";
+import { stepId, type StepJobData } from "../../src/queue/batch-job.js";
+import { planStepJob } from "../../src/run/plan-step.js";
 import { runOnce, type RunOptions, type RunSummary } from "../../src/run/runner.js";
+import { stepContext } from "../../src/run/step-context.js";
 import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./redis.js";
 
 const open = new Set<{ close(): Promise<void> }>();
@@ -76,6 +80,29 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
     async run(o: Partial<RunOptions> = {}): Promise<RunSummary> {
       await starting;
       return runOnce({ cfg, job: name, redis, bullConnection: bull, log, pollMs: 50, ...o });
+    },
+    /**
+     * Executes the plan step of a run here and now (as a worker would), so that a test can act
+     * between planning and processing; the workers that start later find it planned.
+     */
+    async planNow(runId: string): Promise<void> {
+      const ctx = stepContext({ redis, bull, cfg, log });
+      try {
+        const job = await ctx.queues.queue(name).getJob(stepId.plan(runId));
+        if (!job) throw new Error(`no plan step for run ${runId}`);
+        await planStepJob(ctx, job as Job<StepJobData>);
+      } finally {
+        await ctx.queues.close();
+      }
+    },
+    /** The id of the job's newest run once it exists. */
+    async newestRun(): Promise<string> {
+      for (let i = 0; i < 400; i++) {
+        const [id] = await redis.zrevrange(`${prefix}:runs:${name}:index`, 0, 0);
+        if (id) return id;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error("no run started");
     },
     async close() {
       open.delete(h);
