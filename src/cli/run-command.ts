@@ -79,7 +79,7 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
     await metrics?.close();
     throw err;
   }
-  let worker: BatchWorker | undefined;
+  let worker = undefined as BatchWorker | undefined;
   const summaries: RunSummary[] = [];
   // SIGTERM/SIGINT: finish the current (bounded) run, start no other. A second signal exits at
   // once; the run's batches stay queued and leased, and any worker or the next run takes them.
@@ -96,17 +96,21 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   process.on("SIGINT", onSignal);
   try {
     initJobMetrics(jobName);
-    worker = new BatchWorker({
-      redis: conn.redis,
-      connection: conn.bull,
-      cfg,
-      jobs: [jobName],
-      pool,
-      // Enough batches in flight that the threads never wait for the next one.
-      concurrency: Math.max(job.worker.concurrency, 2 * threads),
-      log,
-    });
-    await worker.start();
+    // The in-process worker starts once this process has a run to work on (a refused run works on nothing).
+    const startWorker = async () => {
+      if (worker) return;
+      worker = new BatchWorker({
+        redis: conn.redis,
+        connection: conn.bull,
+        cfg,
+        jobs: [jobName],
+        pool,
+        // Enough batches in flight that the threads never wait for the next one.
+        concurrency: Math.max(job.worker.concurrency, 2 * threads),
+        log,
+      });
+      await worker.start();
+    };
     const maxRuns = opts.maxRuns ?? (opts.drain ? Number.MAX_SAFE_INTEGER : 1);
     for (let i = 0; i < maxRuns && !stop; i++) {
       const progress = new ProgressReporter(`[${jobName}] run ${i + 1}`);
@@ -125,9 +129,10 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
           onProgress: (p) => progress.update(p),
           attach: true,
           trigger: opts.drain ? (i === 0 ? "manual" : "drain") : "manual",
-          onStarted: (runId, attached) => {
+          onStarted: async (runId, attached) => {
             if (attached) process.stderr.write(`[${jobName}] the job is busy with run ${runId}, whose starter is gone: attached to it\n`);
             else log.debug("run enqueued", { runId });
+            await startWorker();
           },
         });
       } catch (err) {

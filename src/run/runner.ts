@@ -37,7 +37,7 @@ export interface RunOptions {
    */
   attach?: boolean;
   /** Called with the run id once the run is enqueued (or attached to). */
-  onStarted?(runId: string, attached: boolean): void;
+  onStarted?(runId: string, attached: boolean): void | Promise<void>;
   /** Used by the steps this process runs; a worker's pool checks a processor's own output names. */
   pool?: FilePool;
 }
@@ -79,7 +79,7 @@ export async function runWith(
     ctx.log.warn("attaching to a run whose starter is gone: working on it and reporting its outcome", { job: o.job, runId: orphan });
     runId = orphan;
   }
-  o.onStarted?.(runId, !started.started);
+  await o.onStarted?.(runId, !started.started);
   const release = holdStarter(ctx, o.job, runId);
   try {
     return await waitForRun(ctx, o.job, runId, { pollMs: o.pollMs, onProgress: o.onProgress });
