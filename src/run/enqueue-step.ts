@@ -72,6 +72,8 @@ export async function enqueueRun(ctx: StepContext, job: string, runId: string, p
         } satisfies BatchJobData,
         opts: {
           jobId: ids[i],
+          // The n-th batch of every partition before the (n+1)-th of any: partitions side by side.
+          priority: Math.min(b.index + 1, 2_000_000),
           attempts: jc.attempts,
           backoff: { type: "exponential", delay: jc.backoffMs },
           ignoreDependencyOnFailure: true,

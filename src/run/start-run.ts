@@ -66,6 +66,7 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
       {
         state,
         trigger: o.trigger,
+        firing: o.firing ?? "",
         whenBusy,
         mode: o.mode ?? "",
         from: o.from ?? "",

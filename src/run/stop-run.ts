@@ -20,8 +20,8 @@ export async function dropQueuedWork(ctx: StepContext, job: string, runId: strin
   const finish = await queue.getJob(stepId.finish(runId));
   if (!finish) return 0;
   let removed = 0;
-  const commits = Object.keys((await finish.getDependencies({ unprocessed: { count: 10_000 } })).unprocessed ?? {});
-  for (const c of commits.length ? commits : []) {
+  const commits = (await finish.getDependencies({ unprocessed: { count: 10_000 } })).unprocessed ?? [];
+  for (const c of commits) {
     const commit = await queue.getJob(c.slice(c.lastIndexOf(":") + 1));
     if (!commit) continue;
     const deps = await commit.getDependencies({ unprocessed: { count: 10_000 } });

@@ -1,10 +1,13 @@
 // Chaos test processor: copies JSON lines as ndjson (re-serialized), optionally sleeping or burning
-// CPU per file, and appends "<epoch ms> <pid> <key>" to options.ledger when a file is done.
+// CPU per file, and appends "<epoch ms> <pid> <key>" to options.ledger when a file is done (and to
+// options.startLedger when it starts); keys matching the regular expression options.failKeys fail.
 import { appendFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export default {
   async process(ctx) {
+    if (ctx.options.startLedger) appendFileSync(String(ctx.options.startLedger), `${Date.now()} ${process.pid} ${ctx.key}\n`);
+    if (ctx.options.failKeys && new RegExp(String(ctx.options.failKeys)).test(ctx.key)) throw new Error(`failKeys matches ${ctx.key}`);
     const sleepMs = Number(ctx.options.sleepMs ?? 0);
     const burnMs = Number(ctx.options.burnMs ?? 0);
     if (sleepMs) await sleep(sleepMs);
