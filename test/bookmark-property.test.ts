@@ -2,6 +2,8 @@ import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { selectionRule } from "../src/run/selection.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
+import { RunLostError } from "../src/errors.js";
+import { firingKey } from "../src/run/start-run.js";
 import { planRun } from "../src/planner/plan.js";
 import { groupByPartition } from "../src/planner/batches.js";
 import { parsePartition } from "../src/source/partitions.js";
@@ -11,8 +13,10 @@ import { cleanPrefix, redisClient, uniquePrefix } from "./helpers/redis.js";
 /**
  * The bookmark's promise, checked over random histories on real Redis: files arrive (also late,
  * inside the band, many in the same second, and in bulk: up to 150 in one second), get rewritten,
- * runs (some at once) plan, lease, process, stage and commit, or crash at any point, and the
- * bookmark is rewound to an earlier run (rebuilt from the history's deltas). The runs here use the real planner,
+ * runs (some at once, started by trigger firings that a dying scheduler may fire twice) plan,
+ * lease, process, stage and commit partition by partition, or crash at any point, fail in one
+ * partition, or are left half-committed by a dying worker and finished later, and the bookmark is
+ * rewound to an earlier run (rebuilt from the history's deltas). The runs here use the real planner,
  * the real Lua scripts and the real store; only "processing" is a map in memory.
  */
 const redis = redisClient();
@@ -23,12 +27,19 @@ afterAll(async () => {
 });
 
 const BAND_MS = 10_000;
-type Crash = "none" | "before-stage" | "after-stage" | "partial";
+/**
+ * How a run ends: "none" commits every partition (one atomic commit each, in a random order);
+ * "before-stage", "after-stage", "partial": the run dies before committing anything;
+ * "partition-fail": one partition fails (processed, never committed) and the others commit;
+ * "suspend": its worker dies between partition commits, and the durable run is finished later by
+ * another worker (its committed partitions committed again must change nothing).
+ */
+type Crash = "none" | "before-stage" | "after-stage" | "partial" | "partition-fail" | "suspend";
 type Step =
   | { kind: "arrive"; n: number; late: boolean; part: number }
   | { kind: "rewind"; back: number }
   | { kind: "rewrite"; pick: number }
-  | { kind: "runs"; bounds: number[]; crashes: Crash[] };
+  | { kind: "runs"; bounds: number[]; crashes: Crash[]; dupFiring: boolean };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
@@ -49,7 +60,12 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   fc.record({
     kind: fc.constant("runs" as const),
     bounds: fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 3 }),
-    crashes: fc.array(fc.constantFrom<Crash>("none", "none", "before-stage", "after-stage", "partial"), { minLength: 3, maxLength: 3 }),
+    crashes: fc.array(fc.constantFrom<Crash>("none", "none", "before-stage", "after-stage", "partial", "partition-fail", "suspend"), {
+      minLength: 3,
+      maxLength: 3,
+    }),
+    // A scheduler dies after firing and the next leader fires the same tick again.
+    dupFiring: fc.boolean(),
   }),
 );
 
@@ -75,8 +91,14 @@ async function simulate(steps: Step[], withCrashes: boolean) {
     open: () => Promise.reject(new Error("unused")),
   };
 
-  async function run(runId: string, bound: number, crash: Crash) {
-    const slot = await store.slots.acquire(runId, 3, 60_000);
+  const suspended: NonNullable<Awaited<ReturnType<typeof run>>>[] = [];
+  const fired = new Set<string>();
+  async function run(runId: string, bound: number, crash: Crash, firing?: string) {
+    // A firing is claimed once (as startRun does): a repeated firing starts nothing.
+    if (firing !== undefined && (await redis.set(firingKey(store, firing), runId, "EX", 600, "NX")) !== "OK") return;
+    if (firing !== undefined) fired.add(firing);
+    const epoch = await store.slots.epoch();
+    const slot = await store.slots.acquire(runId, 4, 60_000);
     if (!slot.ok) return;
     const unlock = await store.slots.lockPlanning(runId);
     const plan = await planRun({
@@ -92,7 +114,43 @@ async function simulate(steps: Step[], withCrashes: boolean) {
       mine.push(...fs.filter((f) => got.has(f.key)));
     }
     await unlock();
-    return { runId, crash, mine };
+    return { runId, crash, mine, epoch, done: new Set<string>() };
+  }
+
+  /** Commits the run's partitions (each atomically), counting a file once per partition commit that took effect. */
+  async function commitParts(r: NonNullable<Awaited<ReturnType<typeof run>>>, parts: string[]): Promise<void> {
+    for (const p of parts) {
+      let c: { again: boolean };
+      try {
+        c = await store.commitPartition({
+          runId: r.runId,
+          partition: p,
+          bandMs: BAND_MS,
+          maxFilesInBand: 1_000_000,
+          historySize: 1000,
+          entry: { runId: r.runId },
+          epoch: r.epoch,
+        });
+      } catch (err) {
+        if (err instanceof RunLostError) continue; // rewound meanwhile: the partition fails, its files stay leased
+        throw err;
+      }
+      if (c.again) {
+        expect(r.done.has(p), `partition ${p} of ${r.runId} committed twice`).toBe(true);
+        continue;
+      }
+      r.done.add(p);
+      const ids = r.mine.filter((f) => f.partition === p).map((f) => `${f.key}@${f.lastModified}`);
+      for (const id of ids) committed.set(id, (committed.get(id) ?? 0) + 1);
+      byRun.set(r.runId, [...(byRun.get(r.runId) ?? []), ...ids]);
+    }
+  }
+
+  async function resume(r: NonNullable<Awaited<ReturnType<typeof run>>>): Promise<void> {
+    // Another worker finishes the run: every partition's commit step runs (again, for those done).
+    await commitParts(r, [...new Set(r.mine.map((f) => f.partition))].sort());
+    await store.recordRun({ runId: r.runId, committed: r.done.size > 0 }, 1000);
+    await store.slots.release(r.runId);
   }
 
   async function finish(r: NonNullable<Awaited<ReturnType<typeof run>>>) {
@@ -108,18 +166,17 @@ async function simulate(steps: Step[], withCrashes: boolean) {
         files: [{ key: f.key, lastModified: f.lastModified, size: 10 }],
       });
     }
-    if (r.crash === "none") {
-      // A history long enough to rewind anywhere (trimmed history is tested in bookmark-scripts).
-      await store.commitRun({ runId: r.runId, bandMs: BAND_MS, maxFilesInBand: 1_000_000, historySize: 1000, summary: { runId: r.runId } });
-      for (const f of r.mine) {
-        const id = `${f.key}@${f.lastModified}`;
-        committed.set(id, (committed.get(id) ?? 0) + 1);
-      }
-      byRun.set(
-        r.runId,
-        r.mine.map((f) => `${f.key}@${f.lastModified}`),
-      );
+    // A history long enough to rewind anywhere (trimmed history is tested in bookmark-scripts).
+    const parts = [...new Set(r.mine.map((f) => f.partition))].sort();
+    if (parts.length > 1 && r.runId.charCodeAt(r.runId.length - 1) % 2) parts.reverse();
+    if (r.crash === "none") await commitParts(r, parts);
+    if (r.crash === "partition-fail") await commitParts(r, parts.slice(1));
+    if (r.crash === "suspend") {
+      await commitParts(r, parts.slice(0, Math.floor(parts.length / 2)));
+      suspended.push(r); // its slot stays held: it is still running
+      return;
     }
+    if (r.crash === "none" || r.crash === "partition-fail") await store.recordRun({ runId: r.runId, committed: r.done.size > 0 }, 1000);
     await store.slots.release(r.runId); // a crashed run's slot expires; here at once
   }
 
@@ -132,6 +189,7 @@ async function simulate(steps: Step[], withCrashes: boolean) {
         files.set(`p=${s.part}/f${seq++}`, lm);
       }
     } else if (s.kind === "rewind") {
+      if (suspended.length) continue; // refused while a run is in progress
       const done = (await store.history()).filter((e) => e.committed);
       const target = done[s.back];
       if (!target) continue;
@@ -145,12 +203,17 @@ async function simulate(steps: Step[], withCrashes: boolean) {
     } else {
       const started = [];
       for (let i = 0; i < s.bounds.length; i++) {
-        const r = await run(`r${String(++runNo).padStart(4, "0")}`, s.bounds[i]!, withCrashes ? s.crashes[i]! : "none");
+        const firing = `tick-${runNo + 1}`;
+        const r = await run(`r${String(++runNo).padStart(4, "0")}`, s.bounds[i]!, withCrashes ? s.crashes[i]! : "none", firing);
         if (r) started.push(r);
+        if (s.dupFiring) expect(await run(`x${String(runNo).padStart(4, "0")}`, s.bounds[i]!, "none", firing)).toBeUndefined();
       }
       for (const r of started.reverse()) await finish(r);
+      // Runs suspended in an earlier step are finished by another worker now.
+      for (const r of suspended.splice(0, suspended.length - started.filter((x) => x.crash === "suspend").length)) await resume(r);
     }
   }
+  for (const r of suspended.splice(0)) await resume(r);
   // Drain without crashes.
   for (let i = 0; i < 200; i++) {
     const r = await run(`d${String(i).padStart(4, "0")}`, 50, "none");

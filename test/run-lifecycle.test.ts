@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
+import { partialNote } from "../src/cli/bookmark-commands.js";
 import { globalKeys } from "../src/bookmark/keys.js";
 import { log } from "../src/log.js";
 import { RunRecords } from "../src/run/run-record.js";
@@ -184,8 +185,15 @@ describe("partition workflows", () => {
         .map((l) => l.key)
         .sort(),
     ).toEqual(keys.filter((k) => k.startsWith("dt=2024-01-02/")));
-    // `rewind` to the partly committed run says which partitions it committed.
+    // `rewind` to the partly committed run uses the state after its committed partition, and says so.
     expect(await t.store.committedPartitions(s.runId)).toMatchObject({ state: "FAILED", partitions: ["dt=2024-01-01"] });
+    expect(await partialNote(t.store, s.runId)).toMatch(
+      /run \S+ ended FAILED and committed only partition dt=2024-01-01; .*partition dt=2024-01-02 as before the run/,
+    );
+    await t.store.rewind(s.runId, t.h.cfg.jobs[t.h.name]!.bookmark.maxBand * 1000);
+    expect((await t.store.summary()).partitions.map((p) => [p.partition, p.files])).toEqual([["dt=2024-01-01", 4]]);
+    const again = await t.h.run();
+    expect([again.state, again.files, again.partitions.map((p) => p.partition)]).toEqual(["SUCCEEDED", 4, ["dt=2024-01-02"]]);
   });
 
   it("partitionConcurrency 1: one partition at a time, each committing before the next starts", async () => {

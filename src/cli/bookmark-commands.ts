@@ -93,6 +93,8 @@ export async function bookmarkChangeCommand(
       process.stdout.write(
         `bookmark of job ${jobName} rewound to the state after run ${opts.toRun} (version ${version}), rebuilt from the current state and the history's deltas; output was not touched\n`,
       );
+      const partial = await partialNote(store, opts.toRun!);
+      if (partial) process.stdout.write(partial);
       if (incomplete.length) {
         process.stdout.write(
           `warning: runs older than the history keeps (bookmark.historySize) committed files in partition${incomplete.length > 1 ? "s" : ""} ${incomplete.join(", ")} whose band entries pruning has dropped since; the next run may take those files again (duplicates, never losses)\n`,
@@ -102,4 +104,12 @@ export async function bookmarkChangeCommand(
   } finally {
     await conn.close();
   }
+}
+
+/** For a run that committed only some of its partitions: a line saying which state `rewind` / `pause --from/--to` use. */
+export async function partialNote(store: BookmarkStore, runId: string): Promise<string> {
+  const c = await store.committedPartitions(runId);
+  const missed = c.planned.filter((p) => !c.partitions.includes(p));
+  if (!missed.length) return "";
+  return `note: run ${runId} ended ${c.state ?? "?"} and committed only partition${c.partitions.length === 1 ? "" : "s"} ${c.partitions.join(", ") || "(none)"}; the state used is the one after those commits (partition${missed.length === 1 ? "" : "s"} ${missed.join(", ")} as before the run)\n`;
 }

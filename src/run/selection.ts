@@ -57,6 +57,17 @@ export async function selectionRule(
         partitions: r.incomplete,
       });
     }
+    for (const id of [from, to]) {
+      const c = await store.committedPartitions(id);
+      const missed = c.planned.filter((p) => !c.partitions.includes(p));
+      if (missed.length)
+        log?.warn("a run of the range committed only some partitions: its state is the one after those commits", {
+          runId: id,
+          state: c.state,
+          committed: c.partitions,
+          notCommitted: missed,
+        });
+    }
     const changed = new Set(r.partitions);
     return async (files) =>
       files.map((f) => changed.has(f.partition) && covers(r.b[f.partition], bandMs, f) && !covers(r.a[f.partition], bandMs, f));
