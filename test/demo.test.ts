@@ -12,6 +12,36 @@ import { planRun } from "../src/planner/plan.js";
 import type { Source, SourceObject } from "../src/source/types.js";
 
 describe("demo", () => {
+  it("--service: a scheduler and two worker processes drain the backlog by a drain trigger, then stop", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-demosvc-"));
+    try {
+      const r = await cli([
+        "demo",
+        "--service",
+        "--dir",
+        dir,
+        "--files",
+        "240",
+        "--partitions",
+        "3",
+        "--bounded-files",
+        "100",
+        "--records",
+        "20",
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/started a scheduler and 2 workers/);
+      expect(r.stdout.match(/run \S+ SUCCEEDED \(trigger: drain\)/g)).toHaveLength(3);
+      expect(r.stdout).toMatch(/done: 3 runs, 240 files/);
+      expect(await listFiles(path.join(dir, "out"))).toHaveLength(240);
+      const again = await cli(["demo", "--service", "--dir", dir]);
+      expect(again.stdout).toMatch(/left nothing to drain/);
+      await cli(["demo", "--dir", dir, "--clean"]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("drains a generated backlog in bounded runs and says where the output is", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-demotest-"));
     try {

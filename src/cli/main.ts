@@ -201,6 +201,8 @@ program
   .option("--threads <n>", "worker threads", int("--threads", 1), 2)
   .option("--fresh", "start over: delete the demo folder and its bookmark first")
   .option("--clean", "delete the demo folder and its Redis keys, then exit")
+  .option("--service", "run it as a service: a scheduler and two worker processes drain the backlog by a drain trigger")
+  .option("--verbose", "with --service: show the service processes' log lines")
   .option("--json", "print one JSON object per run")
   .action(async (o) => {
     await demoCommand(o);

@@ -10,6 +10,7 @@ import { formatBytes, plural } from "../cli/render.js";
 import { connectRedis } from "../redis.js";
 import { generateBacklog } from "./generate.js";
 import { demoRedis } from "./redis-launcher.js";
+import { demoService } from "./service.js";
 
 export interface DemoOptions {
   dir?: string;
@@ -23,6 +24,10 @@ export interface DemoOptions {
   fresh?: boolean;
   /** Delete the demo folder and its Redis keys, then exit. */
   clean?: boolean;
+  /** Run the job as a service: a scheduler and two workers, a drain trigger. */
+  service?: boolean;
+  /** With --service: show the service processes' log lines. */
+  verbose?: boolean;
 }
 
 /** The demo's key prefix: fixed per demo folder, so a second `tranche demo` finds the first one's bookmark. */
@@ -97,6 +102,8 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
           output: { path: pathToFileURL(path.join(dir, "out")).href },
           worker: { threads: o.threads ?? 2, maxOldGenerationSizeMb: 256 },
           batchFiles: 50,
+          // Used by `tranche scheduler` (demo --service): one bounded run after another until the backlog is drained.
+          triggers: { drain: true },
         },
       },
     };
@@ -107,7 +114,9 @@ export async function demoCommand(o: DemoOptions): Promise<void> {
       `  draining job "events" in bounded runs of boundedFiles=${boundedFiles} (config ${configFile}, Redis key prefix ${prefix})\n`,
     );
     const t1 = Date.now();
-    const runs = await runCommand("events", { drain: true, json: o.json }, cfg);
+    const runs = o.service
+      ? await demoService(cfg, configFile, { verbose: o.verbose })
+      : await runCommand("events", { drain: true, json: o.json }, cfg);
     const secs = (Date.now() - t1) / 1000;
     const total = runs.reduce((a, r) => ({ files: a.files + r.files, bytes: a.bytes + r.bytes, bad: a.bad + r.badRecords }), {
       files: 0,
