@@ -86,13 +86,7 @@ async function drain(h: Harness, between?: () => Promise<void>): Promise<RunSumm
     if (i === 0 && between) {
       await h.stopWorker();
       const first = h.run();
-      const store = new BookmarkStore(h.redis, h.prefix, h.name);
-      let ready = false;
-      for (let t = 0; t < 400 && !ready; t++) {
-        const [id] = await store.slots.live();
-        ready = id !== undefined && (await h.redis.hget(store.k.run(id), "status")) === "running";
-        if (!ready) await new Promise((r) => setTimeout(r, 25));
-      }
+      await h.planNow(await h.newestRun()); // planned here; its batches wait for the worker
       await between();
       h.startWorker(2);
       runs.push(await first);

@@ -194,7 +194,7 @@ describe("chaos: kills during a drain", () => {
           ],
         ],
       ).concat([
-        `run process exits during the chaos (exit code × times; 3 = refused while a killed run's slot lived, 4 = Redis down, 5 = run lost): ${[...stats.runExits].map(([c, n]) => `${c}×${n}`).join(", ")}`,
+        `run process exits during the chaos (exit code × times; 3 = refused while a killed run's starter mark lived, at most 10 s, before it attaches, 4 = Redis down, 5 = run lost): ${[...stats.runExits].map(([c, n]) => `${c}×${n}`).join(", ")}`,
       ]),
     );
     expect(stats.abnormal, stats.abnormal.join("\n----\n")).toEqual([]);
