@@ -6,11 +6,6 @@ import { withScripts, type ScriptRedis } from "./scripts.js";
 /** Run records and staged files live this long (seconds). */
 export const RUN_TTL_S = 7 * 24 * 3600;
 
-/**
- * A run slot lives this long unless renewed; a run renews it every third of it. A killed `tranche
- * run` blocks the job's next run (exit 3) at most this long.
- */
-export const SLOT_TTL_MS = 15_000;
 
 /** The planning lock lives this long unless renewed (renewed every third), so a dead planner blocks others ≤ 10 s. */
 export const PLAN_LOCK_TTL_MS = 10_000;
@@ -31,16 +26,15 @@ export class RunSlots {
     this.k = keys(prefix, job);
   }
 
-  /** Takes a run slot; returns the ids of the runs holding all slots when none is free. */
-  async acquire(runId: string, max: number, ttlMs = SLOT_TTL_MS): Promise<{ ok: true } | { ok: false; running: string[] }> {
+  /**
+   * Takes a run slot until `release` (the run's finish step), at the latest for `ttlMs` (a run
+   * whose every step was lost frees its slot then; see start-run.ts); returns the ids of the runs
+   * holding all slots when none is free.
+   */
+  async acquire(runId: string, max: number, ttlMs: number): Promise<{ ok: true } | { ok: false; running: string[] }> {
     const res = await this.r.trancheAcquireRun(this.k.active, runId, ttlMs, max);
     if (Number(res[0]) === 1) return { ok: true };
     return { ok: false, running: res.slice(1).map(String) };
-  }
-
-  /** Renews a run slot (and its record's TTL); false once the slot expired: the run must not commit. */
-  async heartbeat(runId: string, ttlMs = SLOT_TTL_MS): Promise<boolean> {
-    return Number(await this.r.trancheHeartbeatRun(this.k.active, this.k.run(runId), runId, ttlMs, RUN_TTL_S)) === 1;
   }
 
   async release(runId: string): Promise<void> {

@@ -22,7 +22,6 @@ function source(file: string, included = new Set<string>()): string {
 /** Command name → script file. */
 const SCRIPTS = {
   trancheAcquireRun: "acquire-run-1.lua",
-  trancheHeartbeatRun: "heartbeat-run-2.lua",
   trancheLeaseFiles: "lease-files-10.lua",
   trancheDropLease: "drop-lease-2.lua",
   trancheLock: "lock-1.lua",
@@ -48,7 +47,6 @@ function scripts() {
 type Arg = string | number;
 export type ScriptRedis = (Redis | Cluster) & {
   trancheAcquireRun(active: string, runId: string, ttlMs: number, max: number): Promise<Arg[]>;
-  trancheHeartbeatRun(active: string, run: string, runId: string, ttlMs: number, runTtlS: number): Promise<number>;
   trancheLeaseFiles(...args: Arg[]): Promise<string[]>;
   trancheDropLease(lease: string, leaseRun: string, key: string, owner: string): Promise<number>;
   trancheLock(lock: string, op: "take" | "keep" | "release", owner: string, ttlMs: number): Promise<number>;

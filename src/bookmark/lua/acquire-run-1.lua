@@ -3,10 +3,10 @@
   Input:
     KEYS[1] active   zset: run id -> slot expiry (epoch ms, Redis clock)
     ARGV[1] runId
-    ARGV[2] ttlMs    the slot lives this long unless renewed (heartbeat-run)
+    ARGV[2] ttlMs    the slot lives until the run's finish step releases it, at the latest this long
     ARGV[3] max      maxConcurrentRuns
   Output: {1} when taken; {0, running run ids...} when every slot is held.
-  Expired slots (runs that stopped renewing: killed, or cut off from Redis) are dropped first.
+  Expired slots (runs whose every step was lost, past their timeout) are dropped first.
 ]]
 -- @include redis-now
 local active = KEYS[1]
