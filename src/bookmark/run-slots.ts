@@ -6,7 +6,6 @@ import { withScripts, type ScriptRedis } from "./scripts.js";
 /** Run records and staged files live this long (seconds). */
 export const RUN_TTL_S = 7 * 24 * 3600;
 
-
 /** The planning lock lives this long unless renewed (renewed every third), so a dead planner blocks others ≤ 10 s. */
 export const PLAN_LOCK_TTL_MS = 10_000;
 

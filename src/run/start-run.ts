@@ -5,6 +5,7 @@ import { BookmarkStore } from "../bookmark/store.js";
 import { jobFingerprint } from "../config/fingerprint.js";
 import { JOB_LABEL, triggerSkips } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
+import { TERMINAL } from "./states.js";
 import { newRunId } from "./run-id.js";
 import type { StepContext } from "./step-context.js";
 import { KEEP_DONE } from "./step-context.js";
@@ -51,7 +52,9 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
   if (o.firing !== undefined && (await ctx.redis.set(firingKey(store, o.firing), runId, "EX", 7 * 24 * 3600, "NX")) !== "OK") {
     return { started: false, running: [], duplicate: true };
   }
-  const slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
+  let slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
+  if (!slot.ok && (await reapOrphans(ctx, o.job, slot.running)) > 0)
+    slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
   if (!slot.ok && whenBusy === "skip") {
     triggerSkips.inc({ [JOB_LABEL]: o.job, trigger: o.trigger });
     return { started: false, running: slot.running };
@@ -104,4 +107,35 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
     state,
   });
   return { started: true, runId, state };
+}
+
+/** A slot holder younger than this may still be writing its record. */
+const ORPHAN_GRACE_MS = 30_000;
+
+/**
+ * Frees the slots of runs that can never end: a starter that died between taking the slot and
+ * enqueuing the plan step (no record, or a record not yet planned whose plan job is gone). Such a
+ * run would otherwise hold its slot until its timeout. Returns how many were freed.
+ */
+export async function reapOrphans(ctx: StepContext, job: string, runIds: readonly string[]): Promise<number> {
+  const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, job);
+  const jc = ctx.cfg.jobs[job]!;
+  const queue = ctx.queues.queue(job);
+  let freed = 0;
+  for (const id of runIds) {
+    const rec = await ctx.runs.get(id);
+    if (rec && rec.planned === "1") continue;
+    if (rec && (rec.state === "WAITING" || rec.state === "STARTING") && (await queue.getJob(stepId.plan(id)))) continue;
+    const score = await ctx.redis.zscore(store.k.active, id);
+    const takenAt = score === null ? 0 : Number(score) - slotTtlMs(jc.timeout);
+    if (Date.now() - takenAt < ORPHAN_GRACE_MS) continue;
+    if (rec && !TERMINAL.has(rec.state)) {
+      await ctx.redis.hset(store.k.run(id), "error", "its starter died before the run was enqueued");
+      await ctx.runs.move(id, "ERROR", "endedAt");
+    }
+    await store.slots.release(id);
+    ctx.log.warn("freed the slot of a run whose starter died before enqueuing it", { job, runId: id });
+    freed++;
+  }
+  return freed;
 }
