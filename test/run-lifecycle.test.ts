@@ -128,6 +128,11 @@ describe("whenBusy", () => {
     expect(queued).toMatchObject({ started: true, state: "WAITING" });
     const qid = (queued as { runId: string }).runId;
     expect(await t.runs.state(qid)).toBe("WAITING");
+    // A second queued run, stopped while it waits: STOPPED at once, it never plans.
+    const third = await startRun(t.ctx, { job: t.h.name, trigger: "manual", whenBusy: "queue" });
+    const tid = (third as { runId: string }).runId;
+    expect(await stopRun(t.ctx, tid)).toEqual({ state: "STOPPED", removed: 0 });
+    expect(await waitForRun(t.ctx, t.h.name, tid)).toMatchObject({ state: "STOPPED", files: 0 });
     const a = await waitForRun(t.ctx, t.h.name, (first as { runId: string }).runId);
     const b = await waitForRun(t.ctx, t.h.name, qid);
     expect([a.state, a.files]).toEqual(["SUCCEEDED", 6]);

@@ -52,7 +52,9 @@ export async function stopRun(ctx: StepContext, runId: string): Promise<{ state:
   const job = await ctx.runs.jobOf(runId);
   if (!job) throw new ConfigError(`no run ${runId} (runs are kept 7 days); see 'tranche runs <job>'`);
   if (!ctx.cfg.jobs[job]) throw new ConfigError(`run ${runId} belongs to job "${job}", which this configuration does not have`);
-  const m = await ctx.runs.move(runId, "STOPPING", "stopRequested");
+  let m = await ctx.runs.move(runId, "STOPPING", "stopRequested");
+  // A WAITING run has done nothing yet: it is STOPPED at once.
+  if (!m.moved && m.from === "WAITING") m = await ctx.runs.move(runId, "STOPPED", "endedAt");
   if (!m.moved) {
     if (m.from && TERMINAL.has(m.from)) return { state: m.from, removed: 0 };
     if (m.from !== "STOPPING") throw new ConfigError(`run ${runId} is ${m.from ?? "gone"}; it cannot be stopped`);
