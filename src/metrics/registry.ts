@@ -139,7 +139,7 @@ export const poolUtilization = new Gauge({
 });
 
 /** Run statuses counted in `tranche_runs_total`. */
-export const RUN_STATUSES = ["succeeded", "failed", "empty", "lost"] as const;
+export const RUN_STATUSES = ["succeeded", "failed", "empty", "lost", "stopped", "timeout"] as const;
 
 /** Creates a job's labelled series at zero, so that rate() and increase() see the first event. */
 export function initJobMetrics(job: string): void {
