@@ -1,6 +1,7 @@
 import { loadConfig } from "../config/load.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
+import { exportBacklogFromRedis } from "../metrics/shared-backlog.js";
 import { stepContext } from "../run/step-context.js";
 import { Scheduler } from "../triggers/scheduler.js";
 import { compileSchedule } from "../triggers/schedule.js";
@@ -29,12 +30,14 @@ export async function schedulerCommand(opts: { config?: string; metricsPort?: nu
     metricsPort: metrics?.port,
     pid: process.pid,
   });
+  const stopBacklog = exportBacklogFromRedis(conn.redis, cfg.prefix, Object.keys(cfg.jobs));
   scheduler.start();
   await new Promise<void>((resolve) => {
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
   });
   await scheduler.stop();
+  stopBacklog();
   await ctx.queues.close();
   await metrics?.close();
   await conn.close();

@@ -3,6 +3,7 @@ import { ConfigError } from "../errors.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { initJobMetrics } from "../metrics/registry.js";
+import { exportBacklogFromRedis } from "../metrics/shared-backlog.js";
 import { FilePool } from "../pool/file-pool.js";
 import { BatchWorker } from "../queue/batch-worker.js";
 import { openSink } from "../source/open.js";
@@ -68,6 +69,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   });
   running.worker = worker;
   for (const j of jobs) initJobMetrics(j);
+  const stopBacklog = exportBacklogFromRedis(conn.redis, cfg.prefix, jobs);
   await worker.start();
   log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, metricsPort: metrics?.port, pid: process.pid });
   await new Promise<void>((resolve) => {
@@ -81,6 +83,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     process.once("SIGINT", () => stop("SIGINT"));
   });
   await worker.close();
+  stopBacklog();
   await pool.close();
   await metrics?.close();
   await conn.close();

@@ -73,23 +73,46 @@ export const runsTotal = new Counter({
   labelNames: [JOB_LABEL, "status"],
   registers: [registry],
 });
+/**
+ * Refreshers run at scrape time (figures every process shares, read from Redis: see
+ * shared-backlog.ts), at most once a second whatever the number of gauges they feed.
+ */
+export const scrapeRefreshers = new Set<() => Promise<void>>();
+let refreshing: Promise<void> = Promise.resolve();
+let refreshedAt = 0;
+function refreshShared(): Promise<void> {
+  if (Date.now() - refreshedAt < 1000) return refreshing;
+  refreshedAt = Date.now();
+  refreshing = Promise.all([...scrapeRefreshers].map((f) => f().catch(() => undefined))).then(() => undefined);
+  return refreshing;
+}
+
 export const backlogFiles = new Gauge({
   name: "tranche_backlog_files",
-  help: "Unprocessed files left after the last plan",
+  help: "Unprocessed files left after the last plan (any process's: read from Redis at scrape time)",
   labelNames: [JOB_LABEL],
   registers: [registry],
+  async collect() {
+    await refreshShared();
+  },
 });
 export const backlogBytes = new Gauge({
   name: "tranche_backlog_bytes",
-  help: "Unprocessed bytes left after the last plan",
+  help: "Unprocessed bytes left after the last plan (any process's: read from Redis at scrape time)",
   labelNames: [JOB_LABEL],
   registers: [registry],
+  async collect() {
+    await refreshShared();
+  },
 });
 export const backlogOldestAge = new Gauge({
   name: "tranche_backlog_oldest_age_seconds",
-  help: "Age of the oldest unprocessed file at the last plan (0 when none)",
+  help: "Age now of the oldest file the last plan left unprocessed (0 when none; read from Redis at scrape time)",
   labelNames: [JOB_LABEL],
   registers: [registry],
+  async collect() {
+    await refreshShared();
+  },
 });
 export const lexicalMissed = new Counter({
   name: "tranche_lexical_missed_files_total",
