@@ -32,6 +32,7 @@ import {
   initJobMetrics,
   registry,
   runsTotal,
+  runStates,
   utilizationSources,
 } from "../src/metrics/registry.js";
 import { startMetricsServer } from "../src/metrics/server.js";
@@ -131,7 +132,7 @@ function tick(): void {
   batchesTotal.inc({ ...l, outcome: "retry" });
   batchDuration.observe(l, 0.7);
   runsTotal.inc({ ...l, status: "succeeded" });
-  runsTotal.inc({ ...l, status: "lost" });
+  runStates.inc({ ...l, state: "TIMEOUT" });
 }
 const utilization = () => 0.25;
 
@@ -269,11 +270,11 @@ describe(title, () => {
     });
   }
 
-  it.skipIf(!PROMETHEUS)("the alert rules load and evaluate; dead letters, job errors and lost runs fire for events", async () => {
+  it.skipIf(!PROMETHEUS)("the alert rules load and evaluate; dead letters, job errors and timed-out runs fire for events", async () => {
     type Alert = { labels: Record<string, string>; state: string };
     const firing = async (name: string) =>
       (await prom!.api<{ alerts: Alert[] }>("/api/v1/alerts")).alerts.filter((a) => a.labels.alertname === name && a.state === "firing");
-    const expected = ["TrancheDeadLetters", "TrancheJobErrors", "TrancheRunsLost"];
+    const expected = ["TrancheDeadLetters", "TrancheJobErrors", "TrancheRunsTimedOutOrErrored"];
     await waitFor(
       async () => (await Promise.all(expected.map(firing))).every((a) => a.length > 0),
       20_000,
