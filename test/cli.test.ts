@@ -6,7 +6,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cli, writeConfig } from "./helpers/cli.js";
 import { writeInput } from "./helpers/files.js";
-import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
+import { cleanPrefix, holdLiveRun, REDIS_URL, redisClient, releaseLiveRun, uniquePrefix } from "./helpers/redis.js";
 
 let dir: string;
 let config: string;
@@ -116,9 +116,9 @@ describe("tranche CLI", () => {
     expect(noRedis.code).toBe(4);
     expect(noRedis.stderr).toMatch(/cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
     const r = redisClient();
-    await r.zadd(`${prefix}:runs:events:active`, Date.now() + 60_000, "someone-else");
+    await holdLiveRun(r, prefix, "events", "someone-else");
     const busy = await cli(["run", "events", "--config", config]);
-    await r.zrem(`${prefix}:runs:events:active`, "someone-else");
+    await releaseLiveRun(r, prefix, "events", "someone-else");
     await r.quit();
     expect(busy.code).toBe(3);
     expect(busy.stderr).toMatch(/concurrent runs exceeded for job "events"/);

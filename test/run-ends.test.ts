@@ -11,7 +11,7 @@ import { RunLostError } from "../src/errors.js";
 import { closeHarnesses, harness } from "./helpers/harness.js";
 import { cli, writeConfig } from "./helpers/cli.js";
 import { writeInput } from "./helpers/files.js";
-import { cleanPrefix, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
+import { cleanPrefix, holdLiveRun, REDIS_URL, redisClient, uniquePrefix } from "./helpers/redis.js";
 
 afterEach(closeHarnesses);
 const T0 = Date.UTC(2024, 0, 1);
@@ -124,7 +124,7 @@ describe("a refused run exits 3, every time", () => {
           },
         },
       });
-      await redis.zadd(`${prefix}:runs:events:active`, Date.now() + 600_000, "someone-else");
+      await holdLiveRun(redis, prefix, "events", "someone-else");
       const codes: (number | null)[] = [];
       for (let round = 0; round < 5; round++) {
         const rs = await Promise.all([0, 1, 2, 3].map(() => cli(["run", "events", "-c", config])));

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { ConcurrentRunsExceededError } from "../src/errors.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
 import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
+import { holdLiveRun } from "./helpers/redis.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 
 let h: Harness | undefined;
@@ -191,7 +192,8 @@ describe("bounded runs on a local folder", () => {
   it("refuses a second run while one holds the slot (maxConcurrentRuns 1)", async () => {
     h = await harness("slot", {});
     const store = new BookmarkStore(h.redis, h.prefix, h.name);
-    await store.slots.acquire("other-run", 1, 30_000);
+    await holdLiveRun(h.redis, h.prefix, h.name, "other-run");
+    expect(await store.slots.live()).toEqual(["other-run"]);
     await expect(h.run()).rejects.toBeInstanceOf(ConcurrentRunsExceededError);
   });
 

@@ -4,6 +4,9 @@ import { RUN_TTL_S } from "../bookmark/run-slots.js";
 import { withScripts, type ScriptRedis } from "../bookmark/scripts.js";
 import { canMove, RUN_STATES, type RunState } from "./states.js";
 
+/** A starter renews its mark this often; the mark expires after STARTER_TTL_S without it. */
+export const STARTER_TTL_S = 10;
+
 /** How many runs `runs:<job>:index` keeps (older ones expire with their records anyway). */
 export const RUN_INDEX_SIZE = 1000;
 
@@ -37,15 +40,17 @@ export class RunRecords {
     this.rk = runKeys(prefix);
   }
 
-  async create(runId: string, job: string, fields: Record<string, string | number>, startedAtMs: number): Promise<void> {
+  /** Writes a new run record (and, when given, its starter's mark: see wait-run.ts) in one MULTI. */
+  async create(runId: string, job: string, fields: Record<string, string | number>, startedAtMs: number, starter?: string): Promise<void> {
     const k = keys(this.prefix, job);
-    await this.r
+    const m = this.r
       .multi()
       .hset(this.rk.run(runId), { job, ...fields })
       .expire(this.rk.run(runId), RUN_TTL_S)
       .zadd(k.runIndex, startedAtMs, runId)
-      .zremrangebyrank(k.runIndex, 0, -(RUN_INDEX_SIZE + 1))
-      .exec();
+      .zremrangebyrank(k.runIndex, 0, -(RUN_INDEX_SIZE + 1));
+    if (starter) m.set(this.rk.starter(runId), starter, "EX", STARTER_TTL_S);
+    await m.exec();
   }
 
   async get(runId: string): Promise<RunRecord | null> {

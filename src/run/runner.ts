@@ -8,7 +8,7 @@ import type { FilePool } from "../pool/file-pool.js";
 import { startRun } from "./start-run.js";
 import { stepContext, type StepContext } from "./step-context.js";
 import type { RunProgress, RunSummary } from "./summary.js";
-import { holdStarter, orphanedRun, waitForRun } from "./wait-run.js";
+import { holdStarter, orphanedRun, STARTER_ID, waitForRun } from "./wait-run.js";
 
 export type { RunProgress, RunStatus, RunSummary } from "./summary.js";
 
@@ -70,6 +70,7 @@ export async function runWith(
     to: o.to,
     override: o.override,
     whenBusy: o.whenBusy,
+    starter: STARTER_ID,
   });
   let runId: string;
   if (started.started) runId = started.runId;

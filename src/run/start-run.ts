@@ -23,6 +23,8 @@ export interface StartOptions {
   whenBusy?: "skip" | "queue";
   /** A trigger firing's own name (a tick, a run end): a firing already claimed starts nothing again. */
   firing?: string;
+  /** The process that will wait for the run (its starter mark is written with the record, see wait-run.ts). */
+  starter?: string;
 }
 
 export type StartResult =
@@ -81,6 +83,7 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
         fingerprint: jobFingerprint(ctx.cfg, job),
       },
       now,
+      o.starter,
     );
     // One MULTI: both jobs or neither.
     await ctx.queues.queue(o.job).addBulk([
@@ -120,12 +123,11 @@ const ORPHAN_GRACE_MS = 30_000;
 export async function reapOrphans(ctx: StepContext, job: string, runIds: readonly string[]): Promise<number> {
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, job);
   const jc = ctx.cfg.jobs[job]!;
-  const queue = ctx.queues.queue(job);
   let freed = 0;
   for (const id of runIds) {
     const rec = await ctx.runs.get(id);
     if (rec && rec.planned === "1") continue;
-    if (rec && (rec.state === "WAITING" || rec.state === "STARTING") && (await queue.getJob(stepId.plan(id)))) continue;
+    if (rec && (rec.state === "WAITING" || rec.state === "STARTING") && (await ctx.queues.queue(job).getJob(stepId.plan(id)))) continue;
     const score = await ctx.redis.zscore(store.k.active, id);
     const takenAt = score === null ? 0 : Number(score) - slotTtlMs(jc.timeout);
     if (Date.now() - takenAt < ORPHAN_GRACE_MS) continue;

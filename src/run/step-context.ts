@@ -50,7 +50,10 @@ export class QueueSet {
   }
 
   async close(): Promise<void> {
+    // A queue closed while its connection is still being set up can emit an error nobody listens to.
+    await Promise.all([...this.queues.values()].map((q) => q.waitUntilReady().catch(() => undefined)));
     await Promise.all([...this.queues.values()].map((q) => q.close().catch(() => undefined)));
+    await this.flowProducer?.waitUntilReady().catch(() => undefined);
     await this.flowProducer?.close().catch(() => undefined);
     this.queues.clear();
     this.flowProducer = undefined;

@@ -1,12 +1,12 @@
 import { hostname } from "node:os";
 import { BookmarkStore } from "../bookmark/store.js";
+import { STARTER_TTL_S } from "./run-record.js";
 import { RunLostError, TrancheError } from "../errors.js";
 import type { StepContext } from "./step-context.js";
 import { TERMINAL } from "./states.js";
 import type { RunProgress, RunSummary } from "./summary.js";
 
-/** A starter renews its mark this often; the mark expires after STARTER_TTL_S without it. */
-export const STARTER_TTL_S = 10;
+export { STARTER_TTL_S } from "./run-record.js";
 
 /** The id a process writes as a run's starter. */
 export const STARTER_ID = `${hostname()}:${process.pid}`;

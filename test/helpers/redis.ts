@@ -26,3 +26,21 @@ export async function cleanPrefix(redis: Redis | Cluster, prefix: string): Promi
     } while (cursor !== "0");
   }
 }
+
+/**
+ * Makes `runId` a live run of `job` holding a slot, as another process's `tranche run` would: a
+ * slot, a RUNNING run record and a live starter mark (so no `tranche run` attaches to it).
+ */
+export async function holdLiveRun(redis: Redis | Cluster, prefix: string, job: string, runId: string, ttlMs = 600_000): Promise<void> {
+  await redis
+    .multi()
+    .zadd(`${prefix}:runs:${job}:active`, Date.now() + ttlMs, runId)
+    .hset(`${prefix}:run:${runId}`, { job, state: "RUNNING", planned: 1, createdAt: Date.now() })
+    .set(`${prefix}:run:${runId}:starter`, "another-process", "PX", ttlMs)
+    .exec();
+}
+
+/** Undoes {@link holdLiveRun}. */
+export async function releaseLiveRun(redis: Redis | Cluster, prefix: string, job: string, runId: string): Promise<void> {
+  await redis.multi().zrem(`${prefix}:runs:${job}:active`, runId).del(`${prefix}:run:${runId}`, `${prefix}:run:${runId}:starter`).exec();
+}
