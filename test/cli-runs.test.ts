@@ -63,6 +63,8 @@ describe("runs through the CLI", () => {
     expect(JSON.parse(listed.stdout)).toMatchObject([{ runId, state: "STARTING", trigger: "manual" }]);
     const stopped = await cli(["stop", runId, "--config", s.config]);
     expect([stopped.code, stopped.stdout]).toEqual([0, expect.stringMatching(new RegExp(`run ${runId}: STOPPED`))]);
+    const again = await cli(["stop", runId, "--config", s.config]);
+    expect(again.stdout).toMatch(new RegExp(`run ${runId} had already ended STOPPED: nothing to stop`));
     const unknown = await cli(["stop", "nope", "--config", s.config]);
     expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringMatching(/no run nope/)]);
     const run = await cli(["run", "events", "--config", s.config]);
@@ -77,6 +79,10 @@ describe("runs through the CLI", () => {
     expect(status.stdout).toMatch(/STOPPED +0 files/);
     const trig = await cli(["triggers", "events", "--config", s.config]);
     expect(trig.stdout).toMatch(/schedule: "0 3 \* \* \*" in Europe\/Paris, misfire skip; next: \d{4}-\d\d-\d\dT0[12]:00:00\.000Z/);
+    expect(trig.stdout).toMatch(/\(Europe\/Paris time: \d{4}-\d\d-\d\d 03:00:00, /);
+    const nosuch = await cli(["triggers", "nosuch", "--config", s.config]);
+    expect([nosuch.code, nosuch.stderr]).toEqual([2, expect.stringMatching(/unknown job "nosuch"/)]);
+
     expect(trig.stdout).toMatch(/drain: next run after a committed run while backlog remains/);
     const trigJson = JSON.parse((await cli(["triggers", "events", "--config", s.config, "--json"])).stdout);
     expect(trigJson.schedule.next).toHaveLength(3);

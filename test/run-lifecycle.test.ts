@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
+import { lastListing } from "../src/run/listing-step.js";
 import { partialNote } from "../src/cli/bookmark-commands.js";
 import { globalKeys } from "../src/bookmark/keys.js";
 import { log } from "../src/log.js";
@@ -104,6 +105,8 @@ describe("timeout and stop", () => {
     expect(stopped.removed).toBeGreaterThan(0);
     const s = await running;
     expect([s.state, s.committed]).toEqual(["STOPPED", false]);
+    // `status` (the last listing's figures) still counts the stopped run's files as backlog.
+    expect(await lastListing(t.store)).toMatchObject({ runId, files: 8 });
     const ran = (await t.done()).length;
     expect(ran).toBeLessThan(8);
     // Stopping a run that ended is a no-op that says how it ended.
@@ -178,6 +181,7 @@ describe("partition workflows", () => {
     ]);
     expect(s.partitions[1]!.error).toMatch(/failKeys matches/);
     expect([s.committed, s.filesCommitted]).toEqual([true, 4]);
+    expect(await lastListing(t.store)).toMatchObject({ runId: s.runId, files: 4, oldestUnprocessed: Date.UTC(2024, 0, 1) + 1000 });
     expect((await t.store.summary()).partitions.map((p) => [p.partition, p.files])).toEqual([["dt=2024-01-01", 4]]);
     // The next run (the files now fine) takes exactly the failed partition's files.
     delete t.h.cfg.jobs[t.h.name]!.processorOptions.failKeys;

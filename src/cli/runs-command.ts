@@ -78,6 +78,10 @@ export async function stopCommand(runId: string, opts: { config?: string }): Pro
   const ctx = stepContext({ redis: conn.redis, bull: conn.bull, cfg, log });
   try {
     const r = await stopRun(ctx, runId);
+    if (r.already) {
+      process.stdout.write(`run ${runId} had already ended ${r.state}: nothing to stop\n`);
+      return;
+    }
     process.stdout.write(
       `run ${runId}: ${r.state}${r.state === "STOPPING" ? " (batches running now finish; the run ends STOPPED)" : ""}; ${plural(r.removed, "queued batch", "queued batches")} removed\n`,
     );

@@ -1,4 +1,4 @@
-import { loadConfig } from "../config/load.js";
+import { getJob, loadConfig } from "../config/load.js";
 import { log } from "../log.js";
 import { startMetricsServer } from "../metrics/server.js";
 import { exportBacklogFromRedis } from "../metrics/shared-backlog.js";
@@ -47,7 +47,8 @@ export async function schedulerCommand(opts: { config?: string; metricsPort?: nu
 /** `tranche triggers [job]`: each job's triggers with their next firing times and what they wait for. */
 export async function triggersCommand(job: string | undefined, opts: { config?: string; json?: boolean }): Promise<void> {
   const cfg = loadConfig(opts.config);
-  const names = (job ? [job] : Object.keys(cfg.jobs)).filter((n) => cfg.jobs[n]);
+  if (job) getJob(cfg, job);
+  const names = job ? [job] : Object.keys(cfg.jobs);
   const conn = await openConnections(cfg, { readOnly: true });
   try {
     const out = [];
@@ -65,11 +66,13 @@ export async function triggersCommand(job: string | undefined, opts: { config?: 
           at = s.next(at);
           if (at) next.push(at.toISOString());
         }
+        const inZone = new Intl.DateTimeFormat("sv-SE", { timeZone: s.timezone, dateStyle: "short", timeStyle: "medium" });
         entry.schedule = {
           cron: s.cron,
           timezone: s.timezone,
           misfire: t.misfire,
           next,
+          nextLocal: next.map((n) => inZone.format(new Date(n))),
           lastTick: book["schedule:tick"] ? new Date(Number(book["schedule:tick"])).toISOString() : null,
         };
       }
@@ -83,10 +86,13 @@ export async function triggersCommand(job: string | undefined, opts: { config?: 
     }
     for (const e of out) {
       const lines = [`job ${String(e.job)} (whenBusy: ${String(e.whenBusy)}, timeout ${String(e.timeoutMinutes)} min)`];
-      const s = e.schedule as { cron: string; timezone: string; misfire: string; next: string[]; lastTick: string | null } | undefined;
+      const s = e.schedule as
+        { cron: string; timezone: string; misfire: string; next: string[]; nextLocal: string[]; lastTick: string | null } | undefined;
       if (s)
         lines.push(
-          `  schedule: "${s.cron}" in ${s.timezone}, misfire ${s.misfire}; next: ${s.next.join(", ") || "never"}${s.lastTick ? `; last tick ${s.lastTick}` : ""}`,
+          `  schedule: "${s.cron}" in ${s.timezone}, misfire ${s.misfire}; next: ${s.next.join(", ") || "never"}` +
+            (s.timezone !== "UTC" && s.nextLocal.length ? ` (${s.timezone} time: ${s.nextLocal.join(", ")})` : "") +
+            (s.lastTick ? `; last tick ${s.lastTick}` : ""),
         );
       const a = e.after as { logical: string; conditions: { job: string; state: string }[]; met: unknown[] } | undefined;
       if (a)

@@ -69,7 +69,7 @@ export async function statusCommand(
       const oldest =
         s.backlog.oldestUnprocessed === null
           ? "nothing unprocessed"
-          : `oldest unprocessed ${formatDuration((Date.now() - s.backlog.oldestUnprocessed) / 1000)} old`;
+          : `oldest unprocessed ${formatDuration(Math.max(0, Date.now() - s.backlog.oldestUnprocessed) / 1000)} old`;
       const committed = s.bookmark.partitions.reduce((a, p) => a + p.files, 0);
       process.stdout.write(
         `job ${s.job}\n` +

@@ -68,6 +68,7 @@ export async function demoService(cfg: TrancheConfig, configFile: string, o: { v
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill("SIGTERM");
     await Promise.all(procs.map((p) => (p.exitCode !== null ? undefined : new Promise((r) => p.once("exit", r)))));
+    if (procs.length) out.write("  stopped the scheduler and the workers (SIGTERM: each first finished what it held)\n");
     redis.disconnect();
   }
 }

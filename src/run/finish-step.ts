@@ -123,6 +123,20 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
     if (plan.keepMode === "full" && plan.keepEdges.length) await store.advanceKeep(new Map(plan.keepEdges));
     if (plan.fullListing && batches > 0) await recordFullListing(store);
   }
+  // The backlog figures the plan recorded assumed every partition would commit: those that did not
+  // are still backlog (`status` reads them).
+  if (notCommittedFiles > 0 && (await ctx.redis.hget(store.k.backlog, "runId")) === runId) {
+    const left = results
+      .filter((r) => r.state !== "COMMITTED")
+      .flatMap((r) => plan?.selected.filter((f) => f.partition === r.partition) ?? []);
+    const oldestLeft = Math.min(...left.map((f) => f.lastModified));
+    const prev = Number((await ctx.redis.hget(store.k.backlog, "oldestUnprocessed")) || Number.POSITIVE_INFINITY);
+    await ctx.redis.hset(store.k.backlog, {
+      files: summary.remainingFiles,
+      bytes: summary.remainingBytes,
+      oldestUnprocessed: Math.min(prev, oldestLeft),
+    });
+  }
   const first = await store.recordRun(summary, jc.bookmark.historySize);
   await ctx.redis.hset(runKey, { summary: JSON.stringify(summary), endedAt: ended });
   await store.slots.release(runId);

@@ -48,7 +48,7 @@ export async function dropQueuedWork(ctx: StepContext, job: string, runId: strin
  * files go to the next run. The run ends STOPPED. A run that has not started planning (WAITING) or
  * has no flow yet is finished at once.
  */
-export async function stopRun(ctx: StepContext, runId: string): Promise<{ state: RunState; removed: number }> {
+export async function stopRun(ctx: StepContext, runId: string): Promise<{ state: RunState; removed: number; already?: true }> {
   const job = await ctx.runs.jobOf(runId);
   if (!job) throw new ConfigError(`no run ${runId} (runs are kept 7 days); see 'tranche runs <job>'`);
   if (!ctx.cfg.jobs[job]) throw new ConfigError(`run ${runId} belongs to job "${job}", which this configuration does not have`);
@@ -56,7 +56,7 @@ export async function stopRun(ctx: StepContext, runId: string): Promise<{ state:
   // A WAITING run has done nothing yet: it is STOPPED at once.
   if (!m.moved && m.from === "WAITING") m = await ctx.runs.move(runId, "STOPPED", "endedAt");
   if (!m.moved) {
-    if (m.from && TERMINAL.has(m.from)) return { state: m.from, removed: 0 };
+    if (m.from && TERMINAL.has(m.from)) return { state: m.from, removed: 0, already: true };
     if (m.from !== "STOPPING") throw new ConfigError(`run ${runId} is ${m.from ?? "gone"}; it cannot be stopped`);
   }
   const removed = await dropQueuedWork(ctx, job, runId);
