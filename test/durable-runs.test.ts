@@ -116,8 +116,11 @@ describe("durable runs: the starter dies, the run finishes", () => {
     const attached = await cli(["run", "events", "--config", s.config, "--json"]);
     expect(attached.code, attached.stderr).toBe(0);
     expect(attached.stderr).toMatch(new RegExp(`busy with run ${runId}, whose starter is gone: attached`));
-    const summary = JSON.parse(attached.stdout.trim().split("\n")[0]!) as { runId: string; state: string };
+    const summary = JSON.parse(attached.stdout.trim().split("\n")[0]!) as { runId: string; state: string; files: number; bytes: number };
     expect([summary.runId, summary.state]).toEqual([runId, "SUCCEEDED"]);
+    // Work redone after the kill is counted once.
+    const inputBytes = s.keys.reduce((n, k) => n + Buffer.byteLength(`{"i":${Number(/f-(\d+)/.exec(k)![1])}}\n`), 0);
+    expect([summary.files, summary.bytes]).toEqual([s.keys.length, inputBytes]);
     await checkExactlyOnce(s, runId);
     // Nothing was processed twice except what the killed process had in flight.
     const ledger = (await readFile(path.join(s.dir, "ledger.txt"), "utf8")).trim().split("\n");
