@@ -23,7 +23,8 @@ export class ProgressReporter {
     const elapsed = (now - this.startedAt) / 1000;
     let line: string;
     if (p.phase === "listing") {
-      line = `${this.label} listing… ${p.listed.toLocaleString("en-US")} objects so far`;
+      // The plan step (on whichever worker takes it) reports its listing about once a second.
+      line = p.listed > 0 ? `${this.label} listing… ${p.listed.toLocaleString("en-US")} objects so far` : `${this.label} planning…`;
     } else {
       const frac = p.files ? p.filesDone / p.files : 1;
       const rate = p.filesDone / Math.max(elapsed, 0.001);
