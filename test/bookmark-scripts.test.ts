@@ -119,6 +119,32 @@ describe("bookmark Lua scripts (real Redis)", () => {
     expect((await s.summary()).version).toBe(2);
   });
 
+  it("history trimming keeps the commits of runs it keeps, also when runs overlapped (their commits lie below older runs)", async () => {
+    const s = store("overlap");
+    for (const r of ["R1", "R2", "R3"]) await s.slots.acquire(r, 5, 30_000);
+    const commit = async (runId: string, p: string, lm: number) => {
+      await s.stageBatch({ partition: p, runId, commitId: `${runId}${p}`, files: [f(`${p}${lm}`, lm)] });
+      await s.commitPartition({ runId, partition: p, bandMs: 1000, maxFilesInBand: 10, historySize: 1, entry: { runId }, epoch: "0" });
+    };
+    await commit("R1", "a", 1000);
+    await s.recordRun({ runId: "R1", committed: true }, 1);
+    await commit("R2", "a", 2000);
+    await commit("R3", "b", 2000); // R3 runs alongside R2 and ends after it
+    await s.recordRun({ runId: "R2", committed: true }, 1);
+    await s.recordRun({ runId: "R3", committed: true }, 1);
+    expect((await s.historyEntries()).map((e) => `${e.kind}:${e.runId}`)).toEqual(["run:R3", "commit:R3"]);
+    expect(await s.committedPartitions("R3")).toMatchObject({ partitions: ["b"] });
+    for (const r of ["R1", "R2", "R3"]) await s.slots.release(r);
+    await expect(s.rewind("R3", 1000)).resolves.toMatchObject({ version: expect.any(Number) });
+  });
+
+  it("a run that holds its slot takes it again (a retried plan step), even when the job is at maxConcurrentRuns", async () => {
+    const s = store("reacquire");
+    expect(await s.slots.acquire("W1", 1, 30_000)).toEqual({ ok: true });
+    expect(await s.slots.acquire("W1", 1, 30_000)).toEqual({ ok: true });
+    expect(await s.slots.acquire("W2", 1, 30_000)).toEqual({ ok: false, running: ["W1"] });
+  });
+
   it("one partition commits while another of the same run is still staging; a run recorded twice is recorded once", async () => {
     const s = store("perpart");
     await s.slots.acquire("r1", 5, 30_000);

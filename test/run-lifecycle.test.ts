@@ -118,6 +118,27 @@ describe("timeout and stop", () => {
   });
 });
 
+describe("steps that die half-way", () => {
+  it("a run ended by a step that died before recording it is recorded by the retried step: slot freed, end published once", async () => {
+    const t = await ledgerHarness("halfend", {});
+    await seed(t.h, 2);
+    const waiting = t.h.run(); // no worker: the run waits in its plan step
+    const runId = await t.h.newestRun();
+    // As if a finish had moved the run to its end state and its worker died right after.
+    await t.h.redis.hset(t.store.k.run(runId), "state", "SUCCEEDED");
+    expect(await t.store.slots.live()).toEqual([runId]);
+    await t.h.planNow(runId); // the plan job, retried by another worker
+    expect(await t.store.slots.live()).toEqual([]);
+    const s = await waiting;
+    expect(s.state).toBe("SUCCEEDED");
+    const ends = await t.h.redis.xrange(globalKeys(t.h.prefix).events, "-", "+");
+    expect(ends.filter(([, f]) => f.includes(runId))).toHaveLength(1);
+    await t.h.planNow(runId); // once more: nothing happens twice
+    expect((await t.h.redis.xrange(globalKeys(t.h.prefix).events, "-", "+")).filter(([, f]) => f.includes(runId))).toHaveLength(1);
+    expect((await t.store.history()).filter((e) => e.runId === runId)).toHaveLength(1);
+  });
+});
+
 describe("whenBusy", () => {
   it("skip: a run asked for at maxConcurrentRuns is not started; queue: it WAITS and runs once the slot frees", async () => {
     const t = await ledgerHarness("busy", { batchFiles: 2 }, { sleepMs: 150 });

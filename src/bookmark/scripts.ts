@@ -29,7 +29,7 @@ const SCRIPTS = {
   trancheMarkBatchFailed: "mark-batch-failed-2.lua",
   trancheCommitPartition: "commit-partition.lua",
   trancheRestoreState: "restore-state.lua",
-  trancheRecordRun: "record-run-4.lua",
+  trancheRecordRun: "record-run-5.lua",
   trancheAdvanceKeep: "advance-keep-1.lua",
   trancheMoveRunState: "move-run-state-1.lua",
 } as const;
@@ -54,7 +54,17 @@ export type ScriptRedis = (Redis | Cluster) & {
   trancheMarkBatchFailed(run: string, runErrors: string, ...args: Arg[]): Promise<number>;
   trancheCommitPartition(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
   trancheRestoreState(nKeys: number, ...args: (Arg | Buffer)[]): Promise<Arg[]>;
-  trancheRecordRun(history: string, deltas: string, jobMeta: string, run: string, summary: string, historySize: number): Promise<number>;
+  trancheRecordRun(
+    history: string,
+    deltas: string,
+    jobMeta: string,
+    run: string,
+    events: string,
+    summary: string,
+    historySize: number,
+    event: string,
+    eventsMax: number,
+  ): Promise<number>;
   trancheAdvanceKeep(meta: string, edge: number): Promise<number>;
   trancheMoveRunState(run: string, to: string, field: string, ...from: string[]): Promise<Arg[]>;
 };

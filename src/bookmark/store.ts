@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from "ioredis";
-import { keys, type Keys } from "./keys.js";
+import { globalKeys, keys, type Keys } from "./keys.js";
 import { ConfigError, RunInProgressError, RunLostError } from "../errors.js";
 import { bandFloor, needsBandCheck, classify, selectionFloor, type PartitionView } from "./rules.js";
 import { bandEntry, BandSet, ENTRY_BYTES, entryTime, recordsHold } from "./band.js";
@@ -8,6 +8,9 @@ import { RunSlots, RUN_TTL_S } from "./run-slots.js";
 import { DeadLetters } from "./dead-letters.js";
 
 export { RUN_TTL_S } from "./run-slots.js";
+
+/** Run ends kept in the events stream (about; `after` triggers and the API read it). */
+export const EVENTS_MAX = 10_000;
 
 /** A run's errors list keeps this many, newest first. */
 export const MAX_RUN_ERRORS = 100;
@@ -473,15 +476,21 @@ export class BookmarkStore {
     return { version: last.version, runs: Number((await this.r.hget(this.k.jobMeta, "runs")) ?? 0) };
   }
 
-  /** Pushes a run's summary on the history (after its partition commits, if any: `committed` says whether it made any), once per run id. */
-  async recordRun(summary: object, historySize: number): Promise<boolean> {
+  /**
+   * Pushes a run's summary on the history (after its partition commits, if any: `committed` says
+   * whether it made any), once per run id, and with it `event` on the events stream.
+   */
+  async recordRun(summary: object, historySize: number, event?: Record<string, string>): Promise<boolean> {
     const n = await this.r.trancheRecordRun(
       this.k.history,
       this.k.deltas,
       this.k.jobMeta,
       this.k.run((summary as { runId?: string }).runId ?? "none"),
+      globalKeys(this.prefix).events,
       JSON.stringify({ ...summary, kind: "run", committed: (summary as { committed?: unknown }).committed === true }),
       historySize,
+      event ? JSON.stringify(event) : "",
+      EVENTS_MAX,
     );
     return Number(n) === 1;
   }

@@ -71,7 +71,8 @@ export async function commitStepJob(ctx: StepContext, job: Job<StepJobData>): Pr
   }
   await ctx.runs.setPartition(d.runId, result);
   log.info("partition ended", { state: result.state, files: result.files, version: result.version, error: result.error });
-  await startNextPartition(ctx, d.job, d.runId);
+  // One next partition per partition that ended, however often this step runs.
+  if ((await ctx.redis.hsetnx(runKey, `next:${d.partition}`, "1")) === 1) await startNextPartition(ctx, d.job, d.runId);
   return result;
 }
 
@@ -86,6 +87,7 @@ async function commit(
   const jc = ctx.cfg.jobs[d.job]!;
   const staged = await ctx.redis.zrange(store.k.staged(d.runId, d.partition), 0, -1, "WITHSCORES");
   let version: number;
+  let again: boolean;
   try {
     const c = await store.commitPartition({
       runId: d.runId,
@@ -99,11 +101,17 @@ async function commit(
       plannedEdge: d.plannedEdge,
     });
     version = c.version;
+    again = c.again;
     if (c.again) log.info("partition was committed already (step retried)");
   } catch (err) {
     if (err instanceof RunLostError) return { ...base, state: "FAILED", error: err.message };
     throw err;
   }
+  // A retried step writes the manifest again (its first execution may have died before); a stale
+  // duplicate after the run finished finds the outputs list gone and leaves the manifest as it is.
+  const key = manifestKey(d.runId, d.partition);
+  if (again && (await ctx.redis.exists(store.k.outputs(d.runId, d.partition))) === 0)
+    return { ...base, state: "COMMITTED", version, manifest: key };
   const manifest = await writeManifest(ctx, store, d, staged, version);
   return { ...base, state: "COMMITTED", version, manifest };
 }

@@ -1,5 +1,4 @@
 import { BookmarkStore } from "../bookmark/store.js";
-import { globalKeys } from "../bookmark/keys.js";
 import { JOB_LABEL, runsTotal, runStates } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
 import type { StoredPlan } from "./enqueue-step.js";
@@ -9,8 +8,7 @@ import type { StepContext } from "./step-context.js";
 import { runOutcome, TERMINAL, type RunState } from "./states.js";
 import { statusOf, type RunSummary } from "./summary.js";
 
-/** Run ends kept in the events stream (about; `after` triggers and the API read it). */
-export const EVENTS_MAX = 10_000;
+export { EVENTS_MAX } from "../bookmark/store.js";
 
 /**
  * The finish step of a run (docs/runs.md): runs once every partition's commit step has ended (or
@@ -137,34 +135,24 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
       oldestUnprocessed: Math.min(prev, oldestLeft),
     });
   }
-  const first = await store.recordRun(summary, jc.bookmark.historySize);
   await ctx.redis.hset(runKey, { summary: JSON.stringify(summary), endedAt: ended });
+  // The history entry and the run's end on the events stream, in one step, once.
+  const first = await store.recordRun(summary, jc.bookmark.historySize, {
+    type: "run.ended",
+    job,
+    runId,
+    state,
+    trigger: summary.trigger,
+  });
   await store.slots.release(runId);
   // What only the run's steps needed goes: the plan (its file list), outputs, queued partitions.
   const leftovers = [store.k.runPlan(runId), store.k.queuedParts(runId), ...[...planned].map((p) => store.k.outputs(runId, p))];
   await ctx.redis.del(...leftovers);
+  await ctx.queues
+    .queue(job)
+    .remove(stepId.timeout(runId))
+    .catch(() => 0);
   if (first) {
-    await ctx.queues
-      .queue(job)
-      .remove(stepId.timeout(runId))
-      .catch(() => 0);
-    await ctx.redis.xadd(
-      globalKeys(ctx.cfg.prefix).events,
-      "MAXLEN",
-      "~",
-      EVENTS_MAX,
-      "*",
-      "type",
-      "run.ended",
-      "job",
-      job,
-      "runId",
-      runId,
-      "state",
-      state,
-      "trigger",
-      summary.trigger,
-    );
     runsTotal.inc({ [JOB_LABEL]: job, status: summary.status });
     runStates.inc({ [JOB_LABEL]: job, state });
     ctx.log.info("run finished", {

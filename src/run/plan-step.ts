@@ -53,7 +53,11 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
   const log = ctx.log.child({ job: jobName, runId });
   let rec = await ctx.runs.get(runId);
   if (!rec) return "gone";
-  if (TERMINAL.has(rec.state)) return rec.state;
+  if (TERMINAL.has(rec.state)) {
+    // Ended by a step whose worker died before recording the end: record it now.
+    if (rec.finished !== "1") await finishRun(ctx, jobName, runId);
+    return rec.state;
+  }
   if (rec.state === "STOPPING") {
     await finishRun(ctx, jobName, runId);
     return "stopped";
@@ -95,6 +99,9 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
         log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
       const unlock = mode === "enable" ? await store.slots.lockPlanning(runId, { log }) : async () => undefined;
       try {
+        // Another execution of this step (its lock on the BullMQ job had expired) may have planned
+        // while this one waited for the planning lock: resume from what it stored.
+        stored = await readPlan(ctx, store, runId);
         const inputs: PlanInputs = {
           cfg: ctx.cfg,
           job: jobName,
@@ -103,7 +110,8 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
           onListed: throttle((listed) => void ctx.redis.hset(runKey, "listed", listed).catch(() => undefined), 1000),
         };
         let plan: PlanStep;
-        if (!stored) {
+        if (stored?.stage === "leased") plan = fromStored(stored);
+        else if (!stored) {
           plan = await listAndSelect(inputs, store, { runId, mode, bound, bandMs, from, to });
           stored = toStored("selected", plan, mode, bound);
           await writePlan(ctx, store, runId, stored);
@@ -111,7 +119,7 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
           plan = fromStored(stored);
           log.info("plan step resumed: leasing the stored selection again");
         }
-        const selected = await leaseStep(inputs, store, plan, { runId, mode, bandMs, log });
+        const selected = stored.stage === "leased" ? stored.selected : await leaseStep(inputs, store, plan, { runId, mode, bandMs, log });
         if (selected.length === 0 && plan.keepMode === "full") await store.advanceKeep(plan.keepEdges);
         if (selected.length === 0 && plan.fullListing) await recordFullListing(store);
         stored = { ...stored, stage: "leased", selected, files: selected.length, bytes: selected.reduce((s, f) => s + f.size, 0) };

@@ -35,6 +35,25 @@ export function firingKey(store: BookmarkStore, firing: string): string {
   return `${store.k.triggers}:fired:${createHash("sha1").update(firing).digest("hex").slice(0, 16)}`;
 }
 
+/** Claims a firing for `runId`; false when another run has it (or its starter is still starting it). */
+async function claimFiring(ctx: StepContext, store: BookmarkStore, firing: string, runId: string): Promise<boolean> {
+  const key = firingKey(store, firing);
+  const value = `${runId}|${Date.now()}`;
+  if ((await ctx.redis.set(key, value, "EX", 7 * 24 * 3600, "NX")) === "OK") return true;
+  const held = await ctx.redis.get(key);
+  const [other, at] = (held ?? "").split("|");
+  if (!other || Date.now() - Number(at) < ORPHAN_GRACE_MS || (await ctx.redis.exists(store.k.run(other))) === 1) return false;
+  // Compare-and-set: only one process takes an orphaned claim over.
+  const taken = await ctx.redis.eval(
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL') return 1 end return 0",
+    1,
+    key,
+    held!,
+    value,
+  );
+  return Number(taken) === 1;
+}
+
 /** Minutes → the slot's lifetime: a run holds its slot until it ends, at the latest until shortly after its timeout. */
 export function slotTtlMs(timeoutMinutes: number): number {
   return Math.ceil(timeoutMinutes * 60_000) + 10 * 60_000;
@@ -50,10 +69,9 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, o.job);
   const runId = newRunId();
   const whenBusy = o.whenBusy ?? job.whenBusy;
-  // A firing is claimed once, for a week (longer than any misfire window).
-  if (o.firing !== undefined && (await ctx.redis.set(firingKey(store, o.firing), runId, "EX", 7 * 24 * 3600, "NX")) !== "OK") {
-    return { started: false, running: [], duplicate: true };
-  }
+  // A firing is claimed once, for a week (longer than any misfire window). A claim whose run never
+  // got a record (its starter died in between) is taken over after a grace period.
+  if (o.firing !== undefined && !(await claimFiring(ctx, store, o.firing, runId))) return { started: false, running: [], duplicate: true };
   let slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
   if (!slot.ok && (await reapOrphans(ctx, o.job, slot.running)) > 0)
     slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
@@ -99,6 +117,7 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
       },
     ]);
   } catch (err) {
+    if (o.firing !== undefined) await ctx.redis.del(firingKey(store, o.firing)).catch(() => undefined);
     await store.slots.release(runId).catch(() => undefined);
     await ctx.runs.move(runId, "ERROR", "endedAt").catch(() => undefined);
     throw err;

@@ -82,7 +82,16 @@ async function isPlanning(ctx: StepContext, job: string, runId: string): Promise
 export async function timeoutStepJob(ctx: StepContext, job: Job<StepJobData>): Promise<string> {
   const { runId, job: jobName } = job.data;
   const m = await ctx.runs.move(runId, "TIMEOUT", "timedOut");
-  if (!m.moved) return m.from ?? "gone";
+  if (!m.moved) {
+    // Ended by a step whose worker died before recording the end: record it now.
+    if (
+      m.from &&
+      TERMINAL.has(m.from) &&
+      (await ctx.redis.hget(new BookmarkStore(ctx.redis, ctx.cfg.prefix, jobName).k.run(runId), "finished")) !== "1"
+    )
+      await finishRun(ctx, jobName, runId);
+    return m.from ?? "gone";
+  }
   ctx.log.warn("run timed out", { job: jobName, runId, timeoutMinutes: ctx.cfg.jobs[jobName]?.timeout });
   const removed = await dropQueuedWork(ctx, jobName, runId);
   const queue = ctx.queues.queue(jobName);

@@ -3,7 +3,8 @@ import { BookmarkStore } from "../bookmark/store.js";
 import { STARTER_TTL_S } from "./run-record.js";
 import { RunLostError, TrancheError } from "../errors.js";
 import type { StepContext } from "./step-context.js";
-import { TERMINAL } from "./states.js";
+import { finishRun } from "./finish-step.js";
+import { TERMINAL, type RunState } from "./states.js";
 import type { RunProgress, RunSummary } from "./summary.js";
 
 export { STARTER_TTL_S } from "./run-record.js";
@@ -52,6 +53,7 @@ export async function waitForRun(
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, job);
   const runKey = store.k.run(runId);
   const pollMs = o.pollMs ?? 200;
+  let endedSeen: number | undefined;
   for (;;) {
     const [state, finished, summary, listed, planned, bytesPlanned, filesDone, bytesDone] = await ctx.redis.hmget(
       runKey,
@@ -65,6 +67,12 @@ export async function waitForRun(
       "progressBytes",
     );
     if (state === null) throw new RunLostError(job, runId, "Redis no longer holds its run record (Redis restarted without persistence?)");
+    // An end state without its record: the step that ended the run died before recording it;
+    // after a grace period this process records it (finishRun is idempotent).
+    if (TERMINAL.has(state as RunState) && finished !== "1") {
+      endedSeen ??= Date.now();
+      if (Date.now() - endedSeen > 5000) await finishRun(ctx, job, runId);
+    }
     if (finished === "1" && summary) {
       const s = JSON.parse(summary) as RunSummary;
       if (s.state === "ERROR") {

@@ -32,6 +32,7 @@ export class Scheduler {
   readonly lease: LeaderLease;
   private readonly schedules = new Map<string, Schedule>();
   private timer: NodeJS.Timeout | undefined;
+  private renewal: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private leading = false;
   private stopped = false;
@@ -54,6 +55,9 @@ export class Scheduler {
   }
 
   start(): void {
+    // The lease is renewed on its own timer, so that a long poll (many jobs, many run ends) never
+    // lets it expire while this replica still fires triggers.
+    this.renewal = setInterval(() => void this.holdLease().catch(() => undefined), 1000);
     const loop = async () => {
       if (this.stopped) return;
       this.running = this.poll().catch((err: Error) => this.ctx.log.error("scheduler tick failed", { reason: err.message }));
@@ -66,6 +70,7 @@ export class Scheduler {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.renewal);
     await this.running;
     if (this.leading) await this.lease.release().catch(() => undefined);
     this.leading = false;
@@ -74,13 +79,7 @@ export class Scheduler {
 
   /** One poll: hold (or try to take) the lease; the leader then looks at every trigger once. */
   async poll(): Promise<void> {
-    const leads = await this.lease.hold();
-    if (leads !== this.leading) {
-      this.ctx.log.info(leads ? "scheduler leads: firing triggers" : "scheduler lost the lead", { scheduler: this.id });
-      this.leading = leads;
-      schedulerLeader().set(leads ? 1 : 0);
-    }
-    if (!leads) return;
+    if (!(await this.holdLease())) return;
     for (const [name, job] of Object.entries(this.ctx.cfg.jobs)) {
       if (!job.triggers) continue;
       if (this.schedules.has(name)) await this.scheduleTrigger(name, job);
@@ -89,8 +88,20 @@ export class Scheduler {
     }
   }
 
-  /** Starts one firing (deterministic run id; a repeated firing starts nothing) and logs and counts it. */
+  /** Renews (or takes) the lease; true while this replica leads. */
+  private async holdLease(): Promise<boolean> {
+    const leads = await this.lease.hold();
+    if (leads !== this.leading) {
+      this.ctx.log.info(leads ? "scheduler leads: firing triggers" : "scheduler lost the lead", { scheduler: this.id });
+      this.leading = leads;
+      schedulerLeader().set(leads ? 1 : 0);
+    }
+    return leads;
+  }
+
+  /** Starts one firing (claimed once; a repeated firing starts nothing) and logs and counts it; nothing once the lead is lost. */
   private async fire(job: string, trigger: string, firing: string, detail: Record<string, unknown>): Promise<StartResult> {
+    if (!this.leading) throw new Error("lost the lead: stopping this poll");
     const r = await startRun(this.ctx, { job, trigger, firing });
     if (r.started) {
       triggerFirings.inc({ [JOB_LABEL]: job, trigger });
@@ -149,6 +160,7 @@ export class Scheduler {
         });
         met.length = 0;
       }
+      if (!this.leading) return; // another replica leads now: it carries on from what was saved
       await this.ctx.redis.hset(store.k.triggers, "after:seen", id, "after:met", JSON.stringify(met.slice(-100)));
     }
   }
