@@ -146,7 +146,7 @@ export async function reapOrphans(ctx: StepContext, job: string, runIds: readonl
   for (const id of runIds) {
     const rec = await ctx.runs.get(id);
     if (rec && rec.planned === "1") continue;
-    if (rec && (rec.state === "WAITING" || rec.state === "STARTING") && (await ctx.queues.queue(job).getJob(stepId.plan(id)))) continue;
+    if (rec && !TERMINAL.has(rec.state) && (await ctx.queues.queue(job).getJob(stepId.plan(id)))) continue;
     const score = await ctx.redis.zscore(store.k.active, id);
     const takenAt = score === null ? 0 : Number(score) - slotTtlMs(jc.timeout);
     if (Date.now() - takenAt < ORPHAN_GRACE_MS) continue;

@@ -173,6 +173,8 @@ export class Scheduler {
   private async drainTrigger(name: string, job: JobConfig): Promise<void> {
     const store = new BookmarkStore(this.ctx.redis, this.ctx.cfg.prefix, name);
     if ((await store.slots.live()).length > 0) return;
+    // A queued (WAITING) run holds no slot yet: it is the next run already.
+    if ((await this.ctx.runs.list(name, 10)).some((r) => r.state === "WAITING")) return;
     const last = (await this.ctx.redis.lrange(store.k.history, 0, 20))
       .map((h) => JSON.parse(h) as HistoryEntry)
       .find((e) => e.kind !== "commit") as unknown as RunSummary | undefined;
