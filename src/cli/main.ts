@@ -8,6 +8,7 @@ import { bookmarkChangeCommand, bookmarkShowCommand } from "./bookmark-commands.
 import { deadLettersCommand } from "./dead-letters-command.js";
 import { migrateCommand } from "./migrate-command.js";
 import { assertNoDeadLetters, runCommand } from "./run-command.js";
+import { planCommand } from "./plan-command.js";
 import { runsCommand, stopCommand } from "./runs-command.js";
 import { schedulerCommand, triggersCommand } from "./scheduler-command.js";
 import { statusCommand } from "./status-command.js";
@@ -66,6 +67,18 @@ program
   .option("--detach", "enqueue the run, print its id and exit (workers execute it; see 'tranche runs')")
   .action(async (job: string, o) => {
     assertNoDeadLetters(job, await runCommand(job, withConfig(o)));
+  });
+
+program
+  .command("plan <job>")
+  .description("show what the next run of <job> would take (files, partitions, backlog, runs needed); leases and writes nothing")
+  .addOption(configOption())
+  .option("--bounded-files <n>", "plan with this bound: at most N files")
+  .option("--bounded-size <bytes>", "plan with this bound: at most BYTES bytes")
+  .addOption(new Option("--bookmark <mode>", "bookmark mode to plan with").choices(["enable", "disable", "pause"]))
+  .option("--json", "print JSON")
+  .action(async (job: string, o) => {
+    await planCommand(job, withConfig(o));
   });
 
 program

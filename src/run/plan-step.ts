@@ -238,13 +238,33 @@ type PlanStep = Plan & {
   keepEdges: Map<string, number>;
   /** A complete full listing (see recordFullListing). */
   fullListing: boolean;
+  /** Listing pages read (one LIST request each on S3), and the listing strategy in force. */
+  pages?: number;
+  listingStrategy?: string;
 };
+
+/** Counts the pages of a listing as they are read. */
+async function* counted<T>(pages: AsyncIterable<T>, onPage: () => void): AsyncIterable<T> {
+  for await (const p of pages) {
+    onPage();
+    yield p;
+  }
+}
 
 /** Lists the source page by page and selects the oldest unprocessed files within the bound. */
 export async function listAndSelect(
   o: PlanInputs,
   store: BookmarkStore,
-  r: { runId: string; mode: BookmarkMode; bound: Bound; bandMs: number; from?: string; to?: string },
+  r: {
+    runId: string;
+    mode: BookmarkMode;
+    bound: Bound;
+    bandMs: number;
+    from?: string;
+    to?: string;
+    /** A plan preview: nothing is recorded (listing figures, metrics), nothing leased by the caller. */
+    preview?: boolean;
+  },
 ): Promise<PlanStep> {
   const job = o.cfg.jobs[o.job]!;
   const unseenStale = new Map<string, Map<string, string>>();
@@ -263,9 +283,10 @@ export async function listAndSelect(
   let belowEdge = 0;
   const edgeOf = (f: { partition: string }) => rule.edgeOf?.(f.partition) ?? Number.NEGATIVE_INFINITY;
   const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
+  let pageCount = 0;
   const plan = await planRun({
     source: listing.source,
-    pages: listing.pages,
+    pages: counted(listing.pages, () => pageCount++),
     partitionKeys: job.source.partitionKeys,
     exclusions: job.source.exclusions,
     bound: r.bound,
@@ -284,7 +305,7 @@ export async function listAndSelect(
     onPage: (listed) => o.onListed?.(listed),
   });
   const labels = { [JOB_LABEL]: o.job };
-  if (missed > 0) {
+  if (missed > 0 && !r.preview) {
     lexicalMissed.inc(labels, missed);
     o.log.warn("the full listing found unprocessed files the lexical listing skipped: their keys are not in increasing order", {
       job: o.job,
@@ -303,14 +324,16 @@ export async function listAndSelect(
       belowEdge,
     });
   }
-  await recordListing(store, r.runId, listing.choice, plan);
+  if (!r.preview) await recordListing(store, r.runId, listing.choice, plan);
   // A stale lease on a file the listing did not show means "deleted" only where the listing was
   // complete: not before a lexical cursor, nor outside a partition filter.
   for (const stale of unseenStale.values()) for (const k of [...stale.keys()]) if (!listing.covers(k)) stale.delete(k);
-  backlogFiles.set(labels, plan.remainingFiles);
-  backlogBytes.set(labels, plan.remainingBytes);
-  backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
-  o.log.info("planned", {
+  if (!r.preview) {
+    backlogFiles.set(labels, plan.remainingFiles);
+    backlogBytes.set(labels, plan.remainingBytes);
+    backlogOldestAge.set(labels, plan.oldestUnprocessed === null ? 0 : (Date.now() - plan.oldestUnprocessed) / 1000);
+  }
+  o.log[r.preview ? "debug" : "info"]("planned", {
     job: o.job,
     runId: r.runId,
     bound: describeBound(r.bound),
@@ -329,7 +352,16 @@ export async function listAndSelect(
   // A full listing counts as one once its run commits or takes nothing, and only when it could
   // take every missed file (an incomplete one leaves the next run to list in full again).
   const fullListing = listing.choice.strategy !== "lexical" && complete;
-  return { ...plan, unseenStale, keepMode, leaseKeep: keep, keepEdges, fullListing };
+  return {
+    ...plan,
+    unseenStale,
+    keepMode,
+    leaseKeep: keep,
+    keepEdges,
+    fullListing,
+    pages: pageCount,
+    listingStrategy: listing.choice.strategy,
+  };
 }
 
 /**

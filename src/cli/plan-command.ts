@@ -1,0 +1,43 @@
+import { getJob, loadConfig } from "../config/load.js";
+import type { BookmarkMode } from "../config/schema.js";
+import { ConfigError } from "../errors.js";
+import { log } from "../log.js";
+import { previewPlan } from "../run/plan-preview.js";
+import { openConnections } from "./connect.js";
+import { formatBytes, plural } from "./render.js";
+
+/** `tranche plan <job>`: what the next run would take; nothing is leased or written. */
+export async function planCommand(
+  job: string,
+  opts: { config?: string; json?: boolean; boundedFiles?: string; boundedSize?: string; bookmark?: BookmarkMode },
+): Promise<void> {
+  const cfg = loadConfig(opts.config);
+  getJob(cfg, job);
+  if (opts.boundedFiles !== undefined && opts.boundedSize !== undefined)
+    throw new ConfigError("--bounded-files and --bounded-size are both given; only one bound is supported");
+  const override =
+    opts.boundedFiles !== undefined || opts.boundedSize !== undefined
+      ? { boundedFiles: opts.boundedFiles, boundedSize: opts.boundedSize }
+      : undefined;
+  const conn = await openConnections(cfg, { readOnly: true });
+  try {
+    const p = await previewPlan(cfg, job, conn.redis, log, { override, mode: opts.bookmark });
+    if (opts.json) {
+      process.stdout.write(JSON.stringify(p, null, 2) + "\n");
+      return;
+    }
+    process.stdout.write(
+      `plan of job ${p.job} (mode ${p.mode}, ${p.bound} from the ${p.boundSource === "default" ? "default" : p.boundSource === "override" ? "command line" : p.boundSource}; nothing leased or written)\n` +
+        `  next run: ${plural(p.next.files, "file")}, ${formatBytes(p.next.bytes)} in ${plural(p.next.partitions.length, "partition")}` +
+        (p.next.oldest ? `, last modified ${p.next.oldest} … ${p.next.newest}` : "") +
+        "\n" +
+        p.next.partitions
+          .map((x) => `    ${x.partition || "(unpartitioned)"}: ${plural(x.files, "file")}, ${formatBytes(x.bytes)}\n`)
+          .join("") +
+        `  backlog: ${plural(p.backlog.files, "file")}, ${formatBytes(p.backlog.bytes)}${p.backlog.oldestUnprocessed ? `, oldest ${p.backlog.oldestUnprocessed}` : ""}; ${plural(p.runsNeeded, "run")} at this bound\n` +
+        `  listing: ${p.listing.strategy}, ${plural(p.listing.objectsListed, "object")} listed in ${plural(p.listing.listRequests, "page")} (one LIST request each on S3)\n`,
+    );
+  } finally {
+    await conn.close();
+  }
+}
