@@ -71,6 +71,17 @@ async function newestRun(s: Setup): Promise<string> {
   return id;
 }
 
+/** Starts a `tranche worker` process and waits until it has finished the run (SUCCEEDED). */
+async function finishWithWorker(s: Setup, runId: string): Promise<void> {
+  const worker = startWorkerProcess(s.config);
+  try {
+    await waitFor(async () => (await s.runs.state(runId)) === "SUCCEEDED", 60_000, "the run to succeed");
+  } finally {
+    worker.kill("SIGTERM");
+    await worker.exited;
+  }
+}
+
 /** Every input has exactly one output, each partition of the run committed once, and the bookmark counts each file once. */
 async function checkExactlyOnce(s: Setup, runId: string): Promise<void> {
   expect(await listFiles(s.out)).toEqual(s.keys.map((k) => `${k}.out`).sort());
@@ -92,13 +103,7 @@ describe("durable runs: the starter dies, the run finishes", () => {
     await new Promise((r) => setTimeout(r, 300)); // the plan step is waiting for the lock
     await kill(starter);
     await redis.del(s.store.k.planLock);
-    const worker = startWorkerProcess(s.config);
-    try {
-      await waitFor(async () => (await s.runs.state(runId)) === "SUCCEEDED", 60_000, "the run to succeed");
-    } finally {
-      worker.kill("SIGTERM");
-      await worker.exited;
-    }
+    await finishWithWorker(s, runId);
     await checkExactlyOnce(s, runId);
   });
 
@@ -134,13 +139,7 @@ describe("durable runs: the starter dies, the run finishes", () => {
     await waitFor(async () => (await redis.hlen(s.store.k.runParts(runId))) >= 1, 60_000, "a first partition commit");
     await kill(starter);
     expect(await redis.hlen(s.store.k.runParts(runId))).toBeLessThan(3);
-    const worker = startWorkerProcess(s.config);
-    try {
-      await waitFor(async () => (await s.runs.state(runId)) === "SUCCEEDED", 60_000, "the run to succeed");
-    } finally {
-      worker.kill("SIGTERM");
-      await worker.exited;
-    }
+    await finishWithWorker(s, runId);
     await checkExactlyOnce(s, runId);
     const parts = await s.runs.partitions(runId);
     expect(parts.map((p) => p.state)).toEqual(["COMMITTED", "COMMITTED", "COMMITTED"]);

@@ -275,38 +275,19 @@ describe("triggers (tranche scheduler, in process)", () => {
     const cfg = t.h.cfg;
     const base = cfg.jobs[t.h.name]!;
     // Four jobs with `after` triggers (only the scheduler starts them; no worker: they stay STARTING).
-    cfg.jobs.andJob = {
+    const afterJob = (logical: "AND" | "ANY", conditions: { job: string; state: "SUCCEEDED" | "FAILED" | "TIMEOUT" | "STOPPED" }[]) => ({
       ...base,
-      triggers: {
-        misfire: "skip",
-        drain: false,
-        drainPauseSeconds: 0,
-        after: {
-          logical: "AND",
-          conditions: [
-            { job: "a", state: "SUCCEEDED" },
-            { job: "b", state: "FAILED" },
-          ],
-        },
-      },
+      triggers: { misfire: "skip" as const, drain: false, drainPauseSeconds: 0, after: { logical, conditions } },
       maxConcurrentRuns: 10,
-    };
-    cfg.jobs.anyJob = {
-      ...base,
-      triggers: {
-        misfire: "skip",
-        drain: false,
-        drainPauseSeconds: 0,
-        after: {
-          logical: "ANY",
-          conditions: [
-            { job: "a", state: "TIMEOUT" },
-            { job: "b", state: "STOPPED" },
-          ],
-        },
-      },
-      maxConcurrentRuns: 10,
-    };
+    });
+    cfg.jobs.andJob = afterJob("AND", [
+      { job: "a", state: "SUCCEEDED" },
+      { job: "b", state: "FAILED" },
+    ]);
+    cfg.jobs.anyJob = afterJob("ANY", [
+      { job: "a", state: "TIMEOUT" },
+      { job: "b", state: "STOPPED" },
+    ]);
     delete base.triggers;
     const scheduler = new Scheduler(t.ctx, { tickMs: 50 });
     const fired = async (job: string) => (await t.runs.list(job, 100)).filter((r) => r.trigger === "after").length;

@@ -3,7 +3,6 @@ import { JOB_LABEL, runsTotal, runStates } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
 import type { StoredPlan } from "./enqueue-step.js";
 import { recordFullListing } from "./listing-step.js";
-import type { PartitionResult } from "./run-record.js";
 import type { StepContext } from "./step-context.js";
 import { runOutcome, TERMINAL, type RunState } from "./states.js";
 import { statusOf, type RunSummary } from "./summary.js";
@@ -67,18 +66,11 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   ]);
   const mode = (rec.mode || jc.bookmark.mode) as RunSummary["mode"];
   const committed = results.filter((r) => r.state === "COMMITTED");
-  const notCommittedFiles =
-    mode === "enable"
-      ? results
-          .filter((r) => r.state !== "COMMITTED")
-          .reduce((s, r) => s + (plan?.selected.filter((f) => f.partition === r.partition).length ?? 0), 0)
-      : 0;
-  const notCommittedBytes =
-    mode === "enable"
-      ? results
-          .filter((r) => r.state !== "COMMITTED")
-          .reduce((s, r) => s + (plan?.selected.filter((f) => f.partition === r.partition).reduce((b, f) => b + f.size, 0) ?? 0), 0)
-      : 0;
+  // In mode enable, the files of partitions that did not commit are still backlog.
+  const committedParts = new Set(committed.map((r) => r.partition));
+  const left = mode === "enable" ? (plan?.selected ?? []).filter((f) => !committedParts.has(f.partition)) : [];
+  const notCommittedFiles = left.length;
+  const notCommittedBytes = left.reduce((b, f) => b + f.size, 0);
   const batches = Number(h.batches ?? 0);
   const started = Number(h.startedAt || h.createdAt || Date.now());
   const ended = Number(h.endedAt || Date.now());
@@ -124,9 +116,6 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   // The backlog figures the plan recorded assumed every partition would commit: those that did not
   // are still backlog (`status` reads them).
   if (notCommittedFiles > 0 && (await ctx.redis.hget(store.k.backlog, "runId")) === runId) {
-    const left = results
-      .filter((r) => r.state !== "COMMITTED")
-      .flatMap((r) => plan?.selected.filter((f) => f.partition === r.partition) ?? []);
     const oldestLeft = Math.min(...left.map((f) => f.lastModified));
     const prev = Number((await ctx.redis.hget(store.k.backlog, "oldestUnprocessed")) || Number.POSITIVE_INFINITY);
     await ctx.redis.hset(store.k.backlog, {
@@ -167,9 +156,4 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
     });
   }
   return summary;
-}
-
-/** The partitions of a result list that did not commit. */
-export function uncommitted(results: readonly PartitionResult[]): PartitionResult[] {
-  return results.filter((r) => r.state !== "COMMITTED" && r.state !== "DONE");
 }

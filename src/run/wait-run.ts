@@ -7,8 +7,6 @@ import { finishRun } from "./finish-step.js";
 import { TERMINAL, type RunState } from "./states.js";
 import type { RunProgress, RunSummary } from "./summary.js";
 
-export { STARTER_TTL_S } from "./run-record.js";
-
 /** The id a process writes as a run's starter. */
 export const STARTER_ID = `${hostname()}:${process.pid}`;
 
