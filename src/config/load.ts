@@ -150,6 +150,11 @@ function checkTriggers(cfg: TrancheConfig, name: string): void {
   if (!t) return;
   const field = `jobs.${name}.triggers`;
   if (t.schedule) compileSchedule(t.schedule, `${field}.schedule`);
+  const src = cfg.jobs[name]!.source.path;
+  if (t.events && !src.startsWith("s3://"))
+    throw new ConfigError(
+      `${field}.events: S3 event notifications name a bucket and key, but this job's source is ${JSON.stringify(src)}; events need an s3:// source (use a schedule or drain trigger for a local folder)`,
+    );
   t.after?.conditions.forEach((c, i) => {
     if (!cfg.jobs[c.job]) {
       const guess = closest(c.job, Object.keys(cfg.jobs));

@@ -216,6 +216,21 @@ export const triggersSchema = z
     drain: z.boolean().default(false),
     /** Seconds between the runs of a drain. Default 0. */
     drainPauseSeconds: z.number().min(0).default(0),
+    /**
+     * Runs fed by S3 event notifications posted to `POST /v1/events` (Glue's event trigger with its
+     * EventBatchingCondition): a run starts once `batchSize` events are pending or `batchWindow`
+     * seconds after the first pending one arrived, and takes exactly those events' objects
+     * through the bookmark (see docs/events.md).
+     */
+    events: z
+      .object({
+        /** Events that start a run (1–100). */
+        batchSize: z.number().int().min(1).max(100),
+        /** Seconds after the first pending event at the latest (1–900). Default 900. */
+        batchWindow: z.number().int().min(1).max(900).default(900),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -296,6 +311,23 @@ export const configSchema = z
       .object({ port: z.number().int().min(0).max(65535).default(9464) })
       .strict()
       .default({ port: 9464 }),
+    /**
+     * The HTTP API (`/v1`, OpenAPI at `/v1/openapi.json`) and the queue dashboard (`/ui`) served by
+     * `tranche scheduler`. Off unless `port` is set. Every route but /healthz, /readyz and /metrics
+     * needs `Authorization: Bearer $TRANCHE_API_TOKEN`; without a token the API binds only to a
+     * loopback host.
+     */
+    api: z
+      .object({
+        /** Port (0 = no API). Default 0. */
+        port: z.number().int().min(0).max(65535).default(0),
+        /** Address to bind. Default 127.0.0.1. */
+        host: z.string().min(1).default("127.0.0.1"),
+        /** Bull Board at /ui may retry, promote and remove jobs. Default false (read-only). */
+        uiWritable: z.boolean().default(false),
+      })
+      .strict()
+      .default({ port: 0, host: "127.0.0.1", uiWritable: false }),
     jobs: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, "job names use letters, digits, _ . - only"), jobSchema),
   })
   .strict();
