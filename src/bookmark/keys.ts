@@ -1,7 +1,7 @@
 /**
  * Every Redis key tranche writes, in one place. With a `{tag}` prefix all keys share one Redis
  * Cluster slot (the Lua scripts need that). Writers: P = planner (`tranche run`), W = batch worker,
- * C = the commit script, O = operations (reset, rewind, dead-letters, migrate).
+ * C = the commit script, O = operations (reset, rewind, dead-letters, migrate), A = the API (events).
  */
 
 /** Keys of one job's bookmark and runs. */
@@ -54,6 +54,14 @@ export function keys(prefix: string, job: string) {
     runIndex: `${prefix}:runs:${job}:index`,
     /** hash — trigger bookkeeping: "<trigger>:tick" → last handled tick (ms), "<trigger>:seen" → run-end event id last read. L. */
     triggers: `${prefix}:runs:${job}:triggers`,
+    /** hash — S3 events waiting for a run (docs/events.md): object key (relative to the source) → event JSON {id, bucket, key, seq, time, size, at}. A, P, F. */
+    eventsPending: `${prefix}:ev:${job}:pending`,
+    /** zset — the pending events' object keys → arrival time (ms): the oldest first, and their count. A, P, F. */
+    eventsOrder: `${prefix}:ev:${job}:order`,
+    /** string — one delivery seen (bucket, key, sequencer), for 24 h: a duplicate delivery counts once. A. */
+    eventSeen: (hash: string) => `${prefix}:ev:${job}:seen:${hash}`,
+    /** string — the events run the scheduler started and whose plan step has not taken its events yet. L, P. */
+    eventsStarting: `${prefix}:ev:${job}:starting`,
     ...runKeys(prefix),
   };
 }
@@ -103,6 +111,12 @@ export function runKeys(prefix: string) {
     outputs: (runId: string, p: string) => `${prefix}:run:${runId}:out:${p}`,
     /** string — the process that started the run and waits for it; expires 10 s after it dies. S. */
     starter: (runId: string) => `${prefix}:run:${runId}:starter`,
+    /** hash — the events an event-fed run took: object key → event JSON; settled or put back by its finish step. P, F. */
+    runEvents: (runId: string) => `${prefix}:run:${runId}:events`,
+    /** hash — a reprocess request: job, files, bytes, chunks (runs), next (the chunk started last), runs (JSON list of run ids), spec, createdAt. S, F. */
+    reprocess: (id: string) => `${prefix}:reprocess:${id}`,
+    /** string — one chunk of a reprocess request: the files of one run (JSON). S, P. */
+    reprocessChunk: (id: string, n: number) => `${prefix}:reprocess:${id}:chunk:${n}`,
   };
 }
 

@@ -31,6 +31,10 @@ const SCRIPTS = {
   trancheRestoreState: "restore-state.lua",
   trancheRecordRun: "record-run-5.lua",
   trancheAdvanceKeep: "advance-keep-1.lua",
+  trancheAdvanceWatermark: "advance-watermark-6.lua",
+  trancheIngestEvents: "ingest-events.lua",
+  trancheTakeEvents: "take-events-4.lua",
+  trancheReturnEvents: "return-events-3.lua",
   trancheMoveRunState: "move-run-state-1.lua",
 } as const;
 
@@ -64,9 +68,33 @@ export type ScriptRedis = (Redis | Cluster) & {
     historySize: number,
     event: string,
     eventsMax: number,
+    noHistory: string,
   ): Promise<number>;
   trancheAdvanceKeep(meta: string, edge: number): Promise<number>;
+  trancheAdvanceWatermark(
+    jobMeta: string,
+    meta: string,
+    band: string,
+    bidx: string,
+    lease: string,
+    parts: string,
+    epoch: string,
+    coveredUpTo: number,
+    bandMs: number,
+    partition: string,
+  ): Promise<number>;
   trancheMoveRunState(run: string, to: string, field: string, ...from: string[]): Promise<Arg[]>;
+  trancheIngestEvents(nKeys: number, ...args: Arg[]): Promise<number[]>;
+  trancheTakeEvents(
+    pending: string,
+    order: string,
+    runEvents: string,
+    starting: string,
+    n: number,
+    runId: string,
+    ttlS: number,
+  ): Promise<string[]>;
+  trancheReturnEvents(pending: string, order: string, runEvents: string, ...objectKeys: string[]): Promise<number>;
 };
 
 /** The SHA-1 Redis knows a script by (EVALSHA, SLOWLOG entries). */

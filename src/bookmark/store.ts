@@ -388,7 +388,7 @@ export class BookmarkStore {
     /** The bookmark epoch read when the run started. */
     epoch: string;
     /** A lexical job's band keeping (see commit-partition.lua): "lexical" for a lexical run, "full" for its full listing. */
-    keepMode?: "" | "lexical" | "full";
+    keepMode?: "" | "lexical" | "full" | "events";
     /** With keepMode "full": the band edge the run planned with in this partition ('keep' never goes above it). */
     plannedEdge?: number;
   }): Promise<{ version: number; runs: number; again: boolean }> {
@@ -453,7 +453,7 @@ export class BookmarkStore {
     historySize: number;
     summary: object;
     epoch?: string;
-    keepMode?: "" | "lexical" | "full";
+    keepMode?: "" | "lexical" | "full" | "events";
     plannedEdges?: ReadonlyMap<string, number>;
   }): Promise<{ version: number; runs: number }> {
     const epoch = args.epoch ?? (await this.slots.epoch());
@@ -478,9 +478,10 @@ export class BookmarkStore {
 
   /**
    * Pushes a run's summary on the history (after its partition commits, if any: `committed` says
-   * whether it made any), once per run id, and with it `event` on the events stream.
+   * whether it made any), once per run id, and with it `event` on the events stream. With
+   * `history: false` (a reprocess run) only the event is published.
    */
-  async recordRun(summary: object, historySize: number, event?: Record<string, string>): Promise<boolean> {
+  async recordRun(summary: object, historySize: number, event?: Record<string, string>, o: { history?: boolean } = {}): Promise<boolean> {
     const n = await this.r.trancheRecordRun(
       this.k.history,
       this.k.deltas,
@@ -491,6 +492,7 @@ export class BookmarkStore {
       historySize,
       event ? JSON.stringify(event) : "",
       EVENTS_MAX,
+      o.history === false ? "1" : "",
     );
     return Number(n) === 1;
   }
@@ -765,6 +767,33 @@ export class BookmarkStore {
   /** Moves each partition's 'keep' up to the given band edge (never down; see docs/bookmark.md). */
   async advanceKeep(edges: ReadonlyMap<string, number>): Promise<void> {
     for (const [p, edge] of edges) if (Number.isFinite(edge)) await this.r.trancheAdvanceKeep(this.k.meta(p), Math.floor(edge));
+  }
+
+  /**
+   * After a complete listing: moves each partition's watermark over the files it found all done up
+   * to a time (advance-watermark-6.lua), absorbing what event-fed runs added to the band. Returns
+   * the partitions that moved.
+   */
+  async advanceWatermarks(coveredUpTo: ReadonlyMap<string, number>, epoch: string, bandMs: number): Promise<string[]> {
+    const moved: string[] = [];
+    for (const [p, t] of coveredUpTo) {
+      if (!Number.isFinite(t)) continue;
+      const [meta, band, bidx, lease] = this.partitionKeys(p);
+      const n = await this.r.trancheAdvanceWatermark(
+        this.k.jobMeta,
+        meta!,
+        band!,
+        bidx!,
+        lease!,
+        this.k.parts,
+        epoch,
+        Math.floor(t),
+        bandMs,
+        p,
+      );
+      if (Number(n) === 1) moved.push(p);
+    }
+    return moved;
   }
 
   /** Whether dead letters were put back for retry in any partition (a lexical listing must then list in full). */

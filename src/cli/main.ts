@@ -10,6 +10,7 @@ import { migrateCommand } from "./migrate-command.js";
 import { assertNoDeadLetters, runCommand } from "./run-command.js";
 import { planCommand } from "./plan-command.js";
 import { runsCommand, stopCommand } from "./runs-command.js";
+import { reprocessCommand } from "./reprocess-command.js";
 import { schedulerCommand, triggersCommand } from "./scheduler-command.js";
 import { statusCommand } from "./status-command.js";
 import { workerCommand } from "./worker-command.js";
@@ -79,6 +80,21 @@ program
   .option("--json", "print JSON")
   .action(async (job: string, o) => {
     await planCommand(job, withConfig(o));
+  });
+
+program
+  .command("reprocess <job>")
+  .description("reprocess exactly the files named, in bounded runs through the queue; outputs are overwritten, the bookmark does not move")
+  .addOption(configOption())
+  .option("--partition <k=v>", "only this partition value (repeatable: values of one key are alternatives, keys narrow)", collect)
+  .option("--since <time>", "only files last modified at or after this time (ISO 8601 or epoch ms)")
+  .option("--until <time>", "only files last modified before this time")
+  .option("--keys-from <file>", "only the keys listed in FILE, one per line (- = standard input)")
+  .option("--threads <n>", "worker threads", int("--threads", 1))
+  .option("--detach", "enqueue the runs and exit (workers execute them; see 'tranche runs')")
+  .option("--json", "print JSON")
+  .action(async (job: string, o) => {
+    await reprocessCommand(job, withConfig(o));
   });
 
 program

@@ -132,6 +132,13 @@ export const triggerFirings = new Counter({
   labelNames: [JOB_LABEL, "trigger"],
   registers: [registry],
 });
+/** S3 events posted to the API: accepted (stored for a run), duplicate, unmatched (outside every events job's source), ignored (not object creations), refused (503). */
+export const eventsReceived = new Counter({
+  name: "tranche_events_received_total",
+  help: "S3 object events posted to POST /v1/events, by outcome (accepted, duplicate, unmatched, ignored, refused)",
+  labelNames: [JOB_LABEL, "outcome"],
+  registers: [registry],
+});
 export const triggerSkips = new Counter({
   name: "tranche_trigger_skipped_total",
   help: "Runs asked for while the job was at maxConcurrentRuns and skipped (whenBusy: skip), by trigger",

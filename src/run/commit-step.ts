@@ -97,7 +97,7 @@ async function commit(
       historySize: jc.bookmark.historySize,
       entry: { runId: d.runId, job: d.job, mode: "enable", files: staged.length / 2, at: new Date().toISOString() },
       epoch: rec.epoch ?? "0",
-      keepMode: (rec.keepMode ?? "") as "" | "lexical" | "full",
+      keepMode: (rec.keepMode ?? "") as "" | "lexical" | "full" | "events",
       plannedEdge: d.plannedEdge,
     });
     version = c.version;

@@ -14,7 +14,9 @@ export interface StoredPlan {
   bound: string;
   selected: PlannedFile[];
   partitionValues: Record<string, Record<string, string>>;
-  keepMode: "" | "lexical" | "full";
+  keepMode: "" | "lexical" | "full" | "events";
+  /** An event-fed run: object keys of its events already settled (gone or done). */
+  eventsDone?: string[];
   leaseKeep: boolean;
   keepEdges: [string, number][];
   fullListing: boolean;

@@ -1,7 +1,9 @@
 import { BookmarkStore } from "../bookmark/store.js";
 import { JOB_LABEL, runsTotal, runStates } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
+import { settleAtFinish } from "../events/select.js";
 import type { StoredPlan } from "./enqueue-step.js";
+import { continueReprocess } from "./reprocess.js";
 import { recordFullListing } from "./listing-step.js";
 import type { StepContext } from "./step-context.js";
 import { runOutcome, TERMINAL, type RunState } from "./states.js";
@@ -125,14 +127,23 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
     });
   }
   await ctx.redis.hset(runKey, { summary: JSON.stringify(summary), endedAt: ended });
+  // An event-fed run: the events of committed partitions are settled, the others go back in line.
+  if (rec.trigger === "events") await settleAtFinish(ctx, job, runId, summary.partitions);
+  // A reprocess run starts the next of its request (once: the firing is claimed) before it is recorded.
+  if (rec.reprocess && rec.finished !== "1") await continueReprocess(ctx, job, rec, state);
   // The history entry and the run's end on the events stream, in one step, once.
-  const first = await store.recordRun(summary, jc.bookmark.historySize, {
-    type: "run.ended",
-    job,
-    runId,
-    state,
-    trigger: summary.trigger,
-  });
+  const first = await store.recordRun(
+    summary,
+    jc.bookmark.historySize,
+    {
+      type: "run.ended",
+      job,
+      runId,
+      state,
+      trigger: summary.trigger,
+    },
+    { history: !rec.reprocess },
+  );
   await store.slots.release(runId);
   // What only the run's steps needed goes: the plan (its file list), outputs, queued partitions.
   const leftovers = [store.k.runPlan(runId), store.k.queuedParts(runId), ...[...planned].map((p) => store.k.outputs(runId, p))];

@@ -11,7 +11,9 @@ import { groupByPartition, splitIntoBatches, type PlannedFile } from "../planner
 import { planRun, type Plan } from "../planner/plan.js";
 import type { StepJobData } from "../queue/batch-job.js";
 import { findOutputCollision } from "../sink/output-name.js";
+import { selectEvents, settleAfterLease, type EventPlan } from "../events/select.js";
 import { enqueueRun, type StoredPlan } from "./enqueue-step.js";
+import { reprocessSelection } from "./reprocess.js";
 import { finishRun } from "./finish-step.js";
 import { recordFullListing, recordListing, runListing } from "./listing-step.js";
 import { selectionRule } from "./selection.js";
@@ -76,7 +78,8 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
     rec = (await ctx.runs.get(runId))!;
   }
   if (!rec.startedAt) await ctx.redis.hset(runKey, "startedAt", Date.now());
-  const mode = (rec.mode || jc.bookmark.mode) as BookmarkMode;
+  // A reprocess run selects no files through the bookmark and commits nothing (mode disable's rules).
+  const mode = (rec.mode === "reprocess" ? "disable" : rec.mode || jc.bookmark.mode) as BookmarkMode;
   const perRun = rec.mode !== "" || rec.from !== "" || rec.to !== "";
   const [from, to] = perRun ? [rec.from || undefined, rec.to || undefined] : [jc.bookmark.from, jc.bookmark.to];
   const override = rec.bound ? (JSON.parse(rec.bound) as BoundOptions) : undefined;
@@ -112,7 +115,11 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
         let plan: PlanStep;
         if (stored?.stage === "leased") plan = fromStored(stored);
         else if (!stored) {
-          plan = await listAndSelect(inputs, store, { runId, mode, bound, bandMs, from, to });
+          plan = rec.reprocess
+            ? await reprocessSelection(ctx, store, rec, runId, log)
+            : rec.trigger === "events"
+              ? eventPlanStep(await selectEvents(ctx, store, { job: jobName, runId, mode, bound, bandMs, log }))
+              : await listAndSelect(inputs, store, { runId, mode, bound, bandMs, from, to });
           stored = toStored("selected", plan, mode, bound);
           await writePlan(ctx, store, runId, stored);
         } else {
@@ -120,6 +127,10 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
           log.info("plan step resumed: leasing the stored selection again");
         }
         const selected = stored.stage === "leased" ? stored.selected : await leaseStep(inputs, store, plan, { runId, mode, bandMs, log });
+        // An event-fed run keeps the events of the files it leased; the others are settled or go back in line.
+        if (rec.trigger === "events") await settleAfterLease(ctx, jobName, runId, selected, stored.eventsDone ?? []);
+        // A complete listing moves the watermarks over what it found all done (event-fed runs' files).
+        if (plan.coveredUpTo?.size && mode === "enable") await store.advanceWatermarks(plan.coveredUpTo, rec.epoch ?? "0", bandMs);
         if (selected.length === 0 && plan.keepMode === "full") await store.advanceKeep(plan.keepEdges);
         if (selected.length === 0 && plan.fullListing) await recordFullListing(store);
         stored = { ...stored, stage: "leased", selected, files: selected.length, bytes: selected.reduce((s, f) => s + f.size, 0) };
@@ -200,6 +211,7 @@ function toStored(stage: StoredPlan["stage"], plan: PlanStep, mode: BookmarkMode
     keepMode: plan.keepMode,
     leaseKeep: plan.leaseKeep,
     keepEdges: [...plan.keepEdges].filter(([, e]) => Number.isFinite(e)),
+    ...(plan.eventsDone ? { eventsDone: plan.eventsDone } : {}),
     fullListing: plan.fullListing,
     listed: plan.listed,
     files: plan.files,
@@ -225,13 +237,27 @@ function fromStored(s: StoredPlan): PlanStep {
     leaseKeep: s.leaseKeep,
     keepEdges: new Map(s.keepEdges),
     fullListing: s.fullListing,
+    eventsDone: s.eventsDone,
   };
 }
 
+/** An event-fed run's selection as the plan step hands it on (no listing: no stale leases, no band keeping). */
+function eventPlanStep(p: EventPlan): PlanStep {
+  return { ...p, unseenStale: new Map(), keepMode: "events", leaseKeep: false, keepEdges: new Map(), fullListing: false };
+}
+
 /** What the plan step hands on: the plan, stale leases to drop, and a lexical job's band keeping. */
-type PlanStep = Plan & {
+export type PlanStep = Plan & {
   unseenStale: Map<string, Map<string, string>>;
-  keepMode: "" | "lexical" | "full";
+  /** "events": an event-fed run (its commit moves no cursor, see commit-partition.lua). */
+  keepMode: "" | "lexical" | "full" | "events";
+  /** An event-fed run: object keys of its events already settled (gone or done). */
+  eventsDone?: string[];
+  /**
+   * A complete listing: per partition, the time up to which every listed file is done or leased
+   * (see advance-watermark-6.lua).
+   */
+  coveredUpTo?: Map<string, number>;
   /** Leases may go down to 'keep' (the full listing of a lexical job). */
   leaseKeep: boolean;
   /** Band edges as planned, per partition seen (a complete full listing of a lexical job). */
@@ -284,6 +310,11 @@ export async function listAndSelect(
   const edgeOf = (f: { partition: string }) => rule.edgeOf?.(f.partition) ?? Number.NEGATIVE_INFINITY;
   const cursor = listing.choice.strategy === "full" ? listing.cursor : null;
   let pageCount = 0;
+  // A complete listing (not lexical) in mode enable: per partition, the newest file found done and
+  // the oldest found new, so the watermark can move over what event-fed runs committed.
+  const covering = !r.preview && r.mode === "enable" && r.from === undefined && !lexicalJob && listing.choice.strategy !== "lexical";
+  const maxDone = new Map<string, number>();
+  const minNew = new Map<string, number>();
   const plan = await planRun({
     source: listing.source,
     pages: counted(listing.pages, () => pageCount++),
@@ -292,6 +323,12 @@ export async function listAndSelect(
     bound: r.bound,
     newIn: async (files) => {
       const fresh = await rule(files);
+      if (covering)
+        files.forEach((f, i) => {
+          const m = fresh[i] ? minNew : maxDone;
+          const cur = m.get(f.partition);
+          if (cur === undefined || (fresh[i] ? f.lastModified < cur : f.lastModified > cur)) m.set(f.partition, f.lastModified);
+        });
       if (keep) files.forEach((f, i) => fresh[i] && f.lastModified < edgeOf(f) && belowEdge++);
       if (cursor !== null)
         files.forEach((f, i) => {
@@ -361,6 +398,9 @@ export async function listAndSelect(
     fullListing,
     pages: pageCount,
     listingStrategy: listing.choice.strategy,
+    coveredUpTo: covering
+      ? new Map([...maxDone].map(([p, t]) => [p, Math.min(t, (minNew.get(p) ?? Number.POSITIVE_INFINITY) - 1)]))
+      : undefined,
   };
 }
 

@@ -53,6 +53,11 @@ export class RunRecords {
     await m.exec();
   }
 
+  /** The run hash's key. */
+  key(runId: string): string {
+    return this.rk.run(runId);
+  }
+
   async get(runId: string): Promise<RunRecord | null> {
     const h = await this.r.hgetall(this.rk.run(runId));
     return h.state ? (h as RunRecord) : null;

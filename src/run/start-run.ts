@@ -25,6 +25,10 @@ export interface StartOptions {
   firing?: string;
   /** The process that will wait for the run (its starter mark is written with the record, see wait-run.ts). */
   starter?: string;
+  /** One run of a reprocess request (mode `reprocess`: its files are stored with the request, see reprocess.ts). */
+  reprocess?: { id: string; chunk: number };
+  /** An event-fed run: which batching condition fired (Glue's StartingEventBatchCondition). */
+  eventCondition?: "BatchSize" | "BatchWindow";
 }
 
 export type StartResult =
@@ -91,7 +95,9 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
         trigger: o.trigger,
         firing: o.firing ?? "",
         whenBusy,
-        mode: o.mode ?? "",
+        mode: o.reprocess ? "reprocess" : (o.mode ?? ""),
+        ...(o.reprocess ? { reprocess: o.reprocess.id, chunk: o.reprocess.chunk } : {}),
+        ...(o.eventCondition ? { eventCondition: o.eventCondition } : {}),
         from: o.from ?? "",
         to: o.to ?? "",
         bound: o.override ? JSON.stringify(o.override) : "",

@@ -37,7 +37,8 @@ export interface RunSummary {
   partitions: PartitionResult[];
   attempt: number;
   previousRunId: string | null;
-  mode: BookmarkMode;
+  /** The bookmark mode, or "reprocess" (a run of `tranche reprocess`: it commits nothing). */
+  mode: BookmarkMode | "reprocess";
   bound: string;
   /** Files (and their bytes) this run processed and wrote. */
   files: number;

@@ -124,6 +124,22 @@ export class LocalSource implements Source {
     }
   }
 
+  /** The file's size and time, or null when it does not exist (or is not a file). */
+  async stat(key: string): Promise<SourceObject | null> {
+    const full = path.join(this.root, key);
+    if (path.relative(this.root, full).startsWith("..")) return null;
+    try {
+      const st = await stat(full);
+      if (!st.isFile()) return null;
+      const lastModified = Math.floor(st.mtimeMs);
+      return { key, size: st.size, lastModified, etag: `${st.size.toString(16)}-${lastModified.toString(16)}` };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" || code === "ENOTDIR") return null;
+      throw classifyFsError(err, { path: full, op: "read", fallback: "job" });
+    }
+  }
+
   async open(key: string): Promise<NodeJS.ReadableStream> {
     const full = path.join(this.root, key);
     const s = createReadStream(full);

@@ -1,5 +1,11 @@
 import { PassThrough, Readable } from "node:stream";
-import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
+import {
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  type ListObjectsV2CommandOutput,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { JobError, messageOf, type TypedFailure } from "../failures.js";
 import { TRANCHE_DIR } from "../sink/output-name.js";
 import { s3CheckError } from "./check-errors.js";
@@ -113,6 +119,25 @@ export class S3Source implements Source {
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
     return out;
+  }
+
+  /** HeadObject: the object's size, time, etag and storage class, or null for a missing key (404). */
+  async stat(key: string): Promise<SourceObject | null> {
+    const fullKey = this.prefix + key;
+    try {
+      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
+      return {
+        key,
+        size: h.ContentLength ?? 0,
+        lastModified: h.LastModified ? h.LastModified.getTime() : 0,
+        etag: (h.ETag ?? "").replace(/"/g, ""),
+        ...(h.StorageClass ? { storageClass: h.StorageClass } : {}),
+      };
+    } catch (err) {
+      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 404 || s3ErrorCode(err) === "NotFound" || s3ErrorCode(err) === "NoSuchKey") return null;
+      throw classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "read" });
+    }
   }
 
   /**

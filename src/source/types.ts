@@ -35,6 +35,11 @@ export interface Source {
   list(o?: ListOptions): AsyncIterable<SourceObject[]>;
   /** The sub-folders directly under a relative prefix (`""` for the root), as relative prefixes ending in `/`. */
   folders?(under: string): Promise<string[]>;
+  /**
+   * One object's listing entry without a listing (S3 HeadObject, a file's stat), or null when it
+   * does not exist. Event-fed runs and `reprocess --keys-from` look objects up one by one.
+   */
+  stat?(key: string): Promise<SourceObject | null>;
   /** Opens one object for reading (raw bytes, not decompressed). Rejects with a `GoneError` if gone. */
   open(key: string): Promise<NodeJS.ReadableStream>;
   /** Optional fast path: reads a small object whole. */

@@ -4,10 +4,11 @@ import type { JobConfig } from "../config/schema.js";
 import { BookmarkStore, type HistoryEntry } from "../bookmark/store.js";
 import { globalKeys } from "../bookmark/keys.js";
 import { JOB_LABEL, schedulerLeader, triggerFirings } from "../metrics/registry.js";
+import { EventQueue } from "../events/queue.js";
 import { drainGoesOn } from "../run/drain.js";
 import { firingKey, startRun, type StartResult } from "../run/start-run.js";
 import type { StepContext } from "../run/step-context.js";
-import type { RunState } from "../run/states.js";
+import { TERMINAL, type RunState } from "../run/states.js";
 import type { RunSummary } from "../run/summary.js";
 import { afterFires, type RunEnd } from "./after.js";
 import { LeaderLease } from "./leader.js";
@@ -85,6 +86,7 @@ export class Scheduler {
       if (this.schedules.has(name)) await this.scheduleTrigger(name, job);
       if (job.triggers.after) await this.afterTrigger(name, job);
       if (job.triggers.drain) await this.drainTrigger(name, job);
+      if (job.triggers.events) await this.eventsTrigger(name, job);
     }
   }
 
@@ -187,6 +189,36 @@ export class Scheduler {
     } else {
       await this.drainFire(name, store, `drain|first|${epoch}`, { first: true });
     }
+  }
+
+  /**
+   * Glue's event trigger (docs/events.md): once `batchSize` events are pending, or `batchWindow`
+   * seconds after the oldest pending one arrived, start a run that takes them. One such run at a
+   * time is waiting to take its events; a busy job (whenBusy: skip) is waited for quietly, since
+   * the events keep.
+   */
+  private async eventsTrigger(name: string, job: JobConfig): Promise<void> {
+    const t = job.triggers!.events!;
+    const q = new EventQueue(this.ctx.redis, this.ctx.cfg.prefix, name);
+    const { count, oldestAt } = await q.pending();
+    if (count === 0 || oldestAt === null) return;
+    const condition = count >= t.batchSize ? "BatchSize" : Date.now() - oldestAt >= t.batchWindow * 1000 ? "BatchWindow" : null;
+    if (!condition) return;
+    const starting = await q.starting();
+    if (starting) {
+      const st = await this.ctx.runs.state(starting);
+      const taken = (await this.ctx.redis.hexists(this.ctx.runs.key(starting), "eventCount")) === 1;
+      if (st !== null && !TERMINAL.has(st) && !taken) return;
+      await q.clearStarting(starting);
+    }
+    const store = new BookmarkStore(this.ctx.redis, this.ctx.cfg.prefix, name);
+    if (job.whenBusy === "skip" && (await store.slots.live()).length >= job.maxConcurrentRuns) return;
+    if (!this.leading) throw new Error("lost the lead: stopping this poll");
+    const r = await startRun(this.ctx, { job: name, trigger: "events", eventCondition: condition });
+    if (!r.started) return;
+    await q.markStarting(r.runId);
+    triggerFirings.inc({ [JOB_LABEL]: name, trigger: "events" });
+    this.ctx.log.info("trigger fired", { job: name, trigger: "events", runId: r.runId, state: r.state, condition, pending: count });
   }
 
   /** A drain firing skipped because another run took the slot meanwhile is fired again at the next poll. */

@@ -25,7 +25,8 @@
     ARGV[6] epoch        the bookmark epoch when the run started
     ARGV[7] keepMode     '' (not a lexical job), 'lexical' (a lexical run: the band keeps what is at
                          or above meta 'keep'), 'full' (a full listing of a lexical job: 'keep'
-                         moves up to the band edge before this commit)
+                         moves up to the band edge before this commit), 'events' (an event-fed
+                         run: its files join the band, hwm and wm do not move, 'keep' stays)
     ARGV[8] the partition id
     then 9 computed by the caller from the run's staged set (so the script neither hashes nor
     reads the files one by one): the number of staged files, their highest time, greatest key and
@@ -79,7 +80,9 @@ for i = 1, nTouched do
   if redis.call('ZCARD', staged) ~= count then return {0, 'parts'} end
   local before = metaOf(meta)
   local hwm = tonumber(before.hwm or '-1')
-  if count > 0 then
+  -- An event-fed run ('events') adds its files to the band but moves no cursor: the files no
+  -- listing has covered yet (older backlog) must stay above the band edge (docs/events.md).
+  if count > 0 and keepMode ~= 'events' then
     if runHwm > hwm then hwm = runHwm end
     if not maxKey or runMaxKey > maxKey then maxKey = runMaxKey end
     if not maxLm or runHwm > maxLm then maxLm = runHwm end
@@ -142,7 +145,7 @@ for i = 1, nTouched do
         redis.call('HSET', meta, 'keep', keep)
       end
       pruneAt = tonumber(keep)
-    else
+    elseif keepMode ~= 'events' then
       redis.call('HDEL', meta, 'keep')
     end
     if pruneAt > edge then pruneAt = edge end
@@ -150,6 +153,11 @@ for i = 1, nTouched do
     bandPrune(band, bidx, meta, pruneAt)
     bandCap(band, bidx, meta, cap, ml, wm)
     redis.call('HSET', meta, 'hwm', string.format('%d', hwm), 'wm', string.format('%d', wm), 'updatedAt', now, 'lastRunId', runId)
+    redis.call('HINCRBY', meta, 'files', n)
+    redis.call('SADD', parts, pid)
+  elseif n > 0 then
+    -- A partition no listing run committed yet, taken by events: its files are in the band, no cursor.
+    redis.call('HSET', meta, 'updatedAt', now, 'lastRunId', runId)
     redis.call('HINCRBY', meta, 'files', n)
     redis.call('SADD', parts, pid)
   end

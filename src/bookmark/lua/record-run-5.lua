@@ -13,11 +13,12 @@
     ARGV[2] historySize
     ARGV[3] the event's fields (JSON object of strings), or '' to publish nothing
     ARGV[4] the stream's approximate maximum length
+    ARGV[5] '1' to leave the history alone (a reprocess run: not a bookmark run)
   Output: 1 when pushed, 0 when the run was recorded already.
 ]]
 -- @include history
 if redis.call('HSETNX', KEYS[4], 'finished', '1') == 0 then return 0 end
-historyPush(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), true)
+if ARGV[5] ~= '1' then historyPush(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), true) end
 if ARGV[3] ~= '' then
   local args = {}
   for k, v in pairs(cjson.decode(ARGV[3])) do
