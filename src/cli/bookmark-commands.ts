@@ -1,4 +1,5 @@
 import { getJob, loadConfig } from "../config/load.js";
+import { bookmarkEntry } from "../bookmark/entry.js";
 import { BookmarkStore } from "../bookmark/store.js";
 import { ConfigError } from "../errors.js";
 import { openConnections } from "./connect.js";
@@ -14,40 +15,15 @@ export async function bookmarkShowCommand(jobName: string, opts: { config?: stri
   const conn = await openConnections(cfg, { readOnly: true });
   try {
     const store = new BookmarkStore(conn.redis, cfg.prefix, jobName);
-    const [sum, hist, dead] = await Promise.all([store.summary(), store.history(), store.deadLetters.count()]);
-    const last = hist.find((h) => h.runId === sum.lastRunId);
-    const state: Record<string, unknown> = {};
-    for (const p of sum.partitions) state[p.partition] = { wm: p.wm, hwm: p.hwm, floor: p.floor, bandFiles: p.bandFiles, files: p.files };
-    const entry = {
-      JobName: jobName,
-      Version: sum.version,
-      Run: sum.runs,
-      Attempt: last?.attempt ?? 0,
-      PreviousRunId: last?.previousRunId ?? null,
-      RunId: sum.lastRunId,
-      JobBookmark: JSON.stringify({ partitions: state }),
-      Partitions: sum.partitions,
-      DeadLetters: dead.deadLetters,
-      Skipped: dead.skipped,
-      History: hist.map((h) => ({
-        runId: h.runId,
-        status: h.status,
-        mode: h.mode,
-        committed: h.committed,
-        version: h.version ?? null,
-        previousRunId: h.previousRunId,
-        startedAt: h.startedAt,
-        endedAt: h.endedAt,
-        files: h.files,
-        bytes: h.bytes,
-        deadLettered: h.deadLettered ?? 0,
-      })),
-    };
+    const entry = await bookmarkEntry(store);
     if (opts.json) {
       process.stdout.write(JSON.stringify(entry, null, 2) + "\n");
       return;
     }
     const t = (ms: number | null) => (ms === null ? "-" : new Date(ms).toISOString());
+    const sum = { version: entry.Version, runs: entry.Run, lastRunId: entry.RunId, partitions: entry.Partitions };
+    const dead = { deadLetters: entry.DeadLetters, skipped: entry.Skipped };
+    const hist = entry.History;
     process.stdout.write(
       `bookmark of job ${jobName}: version ${sum.version}, ${plural(sum.runs, "committed run")}, last run ${sum.lastRunId ?? "-"}\n`,
     );

@@ -1,41 +1,11 @@
 import { getJob, loadConfig } from "../config/load.js";
 import { log } from "../log.js";
-import { RunRecords, type RunRecord } from "../run/run-record.js";
+import { RunRecords } from "../run/run-record.js";
+import { runRows } from "../run/run-rows.js";
 import { stepContext } from "../run/step-context.js";
 import { stopRun } from "../run/stop-run.js";
-import type { RunSummary } from "../run/summary.js";
 import { openConnections } from "./connect.js";
 import { formatBytes, formatDuration, plural } from "./render.js";
-
-/** One row of `tranche runs`: the run record, with the summary once it ended. */
-export interface RunRow {
-  runId: string;
-  state: string;
-  trigger: string;
-  createdAt: string;
-  endedAt: string | null;
-  files: number;
-  bytes: number;
-  filesPlanned: number;
-  partitions: RunSummary["partitions"];
-  error: string | null;
-}
-
-function row(r: RunRecord & { runId?: string }, parts: RunSummary["partitions"]): RunRow {
-  const s = r.summary ? (JSON.parse(r.summary) as RunSummary) : null;
-  return {
-    runId: r.runId ?? "",
-    state: r.state,
-    trigger: r.trigger ?? "",
-    createdAt: new Date(Number(r.createdAt || 0)).toISOString(),
-    endedAt: r.endedAt ? new Date(Number(r.endedAt)).toISOString() : null,
-    files: s ? s.files : Math.max(0, Number(r.progressFiles || 0)),
-    bytes: s ? s.bytes : Number(r.progressBytes || 0),
-    filesPlanned: Number(r.filesPlanned || 0),
-    partitions: s?.partitions ?? parts,
-    error: r.error || s?.jobFailure || null,
-  };
-}
 
 /** `tranche runs <job>`: the job's newest runs with state, trigger, partitions and figures. */
 export async function runsCommand(job: string, opts: { config?: string; json?: boolean; limit?: number }): Promise<void> {
@@ -44,8 +14,7 @@ export async function runsCommand(job: string, opts: { config?: string; json?: b
   const conn = await openConnections(cfg, { readOnly: true });
   try {
     const runs = new RunRecords(conn.redis, cfg.prefix);
-    const rows: RunRow[] = [];
-    for (const r of await runs.list(job, opts.limit ?? 20)) rows.push(row(r, await runs.partitions(r.runId!)));
+    const rows = await runRows(runs, job, opts.limit ?? 20);
     if (opts.json) {
       process.stdout.write(JSON.stringify(rows, null, 2) + "\n");
       return;

@@ -4,8 +4,7 @@ import { startMetricsServer } from "../metrics/server.js";
 import { exportBacklogFromRedis } from "../metrics/shared-backlog.js";
 import { stepContext } from "../run/step-context.js";
 import { Scheduler } from "../triggers/scheduler.js";
-import { compileSchedule } from "../triggers/schedule.js";
-import { BookmarkStore } from "../bookmark/store.js";
+import { triggerInfo } from "../triggers/info.js";
 import { openConnections } from "./connect.js";
 
 /** `tranche scheduler`: fires the configuration's triggers while it leads (any number of replicas), until SIGTERM. */
@@ -53,57 +52,31 @@ export async function triggersCommand(job: string | undefined, opts: { config?: 
   try {
     const out = [];
     const now = new Date();
-    for (const name of names) {
-      const t = cfg.jobs[name]!.triggers;
-      const store = new BookmarkStore(conn.redis, cfg.prefix, name);
-      const book = await conn.redis.hgetall(store.k.triggers);
-      const entry: Record<string, unknown> = { job: name, whenBusy: cfg.jobs[name]!.whenBusy, timeoutMinutes: cfg.jobs[name]!.timeout };
-      if (t?.schedule) {
-        const s = compileSchedule(t.schedule, `jobs.${name}.triggers.schedule`);
-        const next: string[] = [];
-        let at: Date | null = now;
-        for (let i = 0; i < 3 && at; i++) {
-          at = s.next(at);
-          if (at) next.push(at.toISOString());
-        }
-        const inZone = new Intl.DateTimeFormat("sv-SE", { timeZone: s.timezone, dateStyle: "short", timeStyle: "medium" });
-        entry.schedule = {
-          cron: s.cron,
-          timezone: s.timezone,
-          misfire: t.misfire,
-          next,
-          nextLocal: next.map((n) => inZone.format(new Date(n))),
-          lastTick: book["schedule:tick"] ? new Date(Number(book["schedule:tick"])).toISOString() : null,
-        };
-      }
-      if (t?.after) entry.after = { ...t.after, met: book["after:met"] ? JSON.parse(book["after:met"]) : [] };
-      if (t?.drain) entry.drain = { drainPauseSeconds: t.drainPauseSeconds };
-      out.push(entry);
-    }
+    for (const name of names) out.push(await triggerInfo(cfg, conn.redis, name, now));
     if (opts.json) {
       process.stdout.write(JSON.stringify(job ? out[0] : out, null, 2) + "\n");
       return;
     }
     for (const e of out) {
-      const lines = [`job ${String(e.job)} (whenBusy: ${String(e.whenBusy)}, timeout ${String(e.timeoutMinutes)} min)`];
-      const s = e.schedule as
-        { cron: string; timezone: string; misfire: string; next: string[]; nextLocal: string[]; lastTick: string | null } | undefined;
+      const lines = [`job ${e.job} (whenBusy: ${e.whenBusy}, timeout ${e.timeoutMinutes} min)`];
+      const s = e.schedule;
       if (s)
         lines.push(
           `  schedule: "${s.cron}" in ${s.timezone}, misfire ${s.misfire}; next: ${s.next.join(", ") || "never"}` +
             (s.timezone !== "UTC" && s.nextLocal.length ? ` (${s.timezone} time: ${s.nextLocal.join(", ")})` : "") +
             (s.lastTick ? `; last tick ${s.lastTick}` : ""),
         );
-      const a = e.after as { logical: string; conditions: { job: string; state: string }[]; met: unknown[] } | undefined;
+      const a = e.after;
       if (a)
         lines.push(
           `  after (${a.logical}): ${a.conditions.map((c) => `${c.job} ${c.state}`).join(", ")}; met since last firing: ${a.met.length}`,
         );
-      if (e.drain)
+      if (e.drain) lines.push(`  drain: next run after a committed run while backlog remains (pause ${e.drain.drainPauseSeconds} s)`);
+      if (e.events)
         lines.push(
-          `  drain: next run after a committed run while backlog remains (pause ${(e.drain as { drainPauseSeconds: number }).drainPauseSeconds} s)`,
+          `  events: a run once ${e.events.batchSize} events are pending or ${e.events.batchWindow} s after the first; ${e.events.pending} pending now`,
         );
-      if (!s && !a && !e.drain) lines.push("  no triggers (runs start from the CLI or the API)");
+      if (!s && !a && !e.drain && !e.events) lines.push("  no triggers (runs start from the CLI or the API)");
       process.stdout.write(lines.join("\n") + "\n");
     }
   } finally {

@@ -1,30 +1,6 @@
 import { getJob, loadConfig } from "../config/load.js";
-import { BookmarkStore } from "../bookmark/store.js";
-import { backlog } from "../run/status.js";
-import { lastListing } from "../run/listing-step.js";
-import type { TrancheConfig } from "../config/schema.js";
-
-/**
- * The backlog as the last run's listing left it (no listing: `status` stays cheap on a big
- * source), or listed now with `--fresh` or when no run has listed yet.
- */
-async function currentBacklog(cfg: TrancheConfig, name: string, store: BookmarkStore, fresh: boolean) {
-  const last = fresh ? null : await lastListing(store);
-  if (last) {
-    return {
-      files: last.files,
-      bytes: last.bytes,
-      oldestUnprocessed: last.oldestUnprocessed,
-      listed: last.listed,
-      asOf: last.at,
-      asOfRun: last.runId,
-    };
-  }
-  return { ...(await backlog(cfg, name, store)), asOf: Date.now(), asOfRun: null as string | null };
-}
-import type { RunSummary } from "../run/summary.js";
+import { jobStatus } from "../run/job-status.js";
 import { openConnections } from "./connect.js";
-import { RunRecords } from "../run/run-record.js";
 import { formatBytes, formatDuration, partitionNote, plural } from "./render.js";
 
 /** `tranche status [job]`: backlog, bookmark summary, dead letters and last runs. */
@@ -36,30 +12,11 @@ export async function statusCommand(
   const names = jobName ? [jobName] : Object.keys(cfg.jobs);
   for (const n of names) getJob(cfg, n);
   const conn = await openConnections(cfg, { readOnly: true });
-  const runs = new RunRecords(conn.redis, cfg.prefix);
   try {
     const out = [];
     for (const name of names) {
-      const store = new BookmarkStore(conn.redis, cfg.prefix, name);
-      const [b, bm, hist, live, dead] = await Promise.all([
-        currentBacklog(cfg, name, store, opts.fresh === true),
-        store.summary(),
-        conn.redis.lrange(store.k.history, 0, 199),
-        store.slots.live(),
-        store.deadLetters.count(),
-      ]);
-      out.push({
-        job: name,
-        backlog: b,
-        bookmark: bm,
-        deadLetters: dead.deadLetters,
-        skipped: dead.skipped,
-        runningRuns: await Promise.all(live.map(async (id) => ({ runId: id, state: (await runs.state(id)) ?? "gone" }))),
-        lastRuns: hist
-          .map((h) => JSON.parse(h) as RunSummary & { kind?: string })
-          .filter((h) => h.kind !== "commit")
-          .slice(0, 5),
-      });
+      const s = await jobStatus(cfg, conn.redis, name, { fresh: opts.fresh === true });
+      out.push({ ...s, backlog: s.backlog! });
     }
     if (opts.json) {
       process.stdout.write(JSON.stringify(jobName ? out[0] : out, null, 2) + "\n");

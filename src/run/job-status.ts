@@ -1,0 +1,76 @@
+import type { Cluster, Redis } from "ioredis";
+import { BookmarkStore } from "../bookmark/store.js";
+import type { TrancheConfig } from "../config/schema.js";
+import { lastListing } from "./listing-step.js";
+import { RunRecords } from "./run-record.js";
+import { backlog } from "./status.js";
+import type { RunSummary } from "./summary.js";
+
+/** A job's backlog: as the last run's listing left it (`asOfRun`), or listed now (`asOfRun` null). */
+export interface BacklogFigures {
+  files: number;
+  bytes: number;
+  /** Last-modified time (ms) of the oldest unprocessed file, or null. */
+  oldestUnprocessed: number | null;
+  listed: number;
+  /** Files the listing skipped by `exclusions` (listed now only). */
+  excluded?: number;
+  /** When the figures were taken (ms). */
+  asOf: number;
+  asOfRun: string | null;
+}
+
+/**
+ * The backlog as the last run's listing left it (no listing: `status` stays cheap on a big
+ * source), or listed now with `fresh`, or when no run has listed yet and `listIfUnknown` (else null).
+ */
+export async function currentBacklog(
+  cfg: TrancheConfig,
+  name: string,
+  store: BookmarkStore,
+  o: { fresh?: boolean; listIfUnknown?: boolean } = {},
+): Promise<BacklogFigures | null> {
+  const last = o.fresh ? null : await lastListing(store);
+  if (last) {
+    return {
+      files: last.files,
+      bytes: last.bytes,
+      oldestUnprocessed: last.oldestUnprocessed,
+      listed: last.listed,
+      asOf: last.at,
+      asOfRun: last.runId,
+    };
+  }
+  if (!o.fresh && o.listIfUnknown === false) return null;
+  return { ...(await backlog(cfg, name, store)), asOf: Date.now(), asOfRun: null };
+}
+
+/** What `tranche status --json` shows of one job (and `GET /v1/jobs` builds on). */
+export async function jobStatus(
+  cfg: TrancheConfig,
+  redis: Redis | Cluster,
+  name: string,
+  o: { fresh?: boolean; listIfUnknown?: boolean; lastRuns?: number } = {},
+) {
+  const store = new BookmarkStore(redis, cfg.prefix, name);
+  const runs = new RunRecords(redis, cfg.prefix);
+  const [b, bm, hist, live, dead] = await Promise.all([
+    currentBacklog(cfg, name, store, o),
+    store.summary(),
+    o.lastRuns === 0 ? Promise.resolve([] as string[]) : redis.lrange(store.k.history, 0, 199),
+    store.slots.live(),
+    store.deadLetters.count(),
+  ]);
+  return {
+    job: name,
+    backlog: b,
+    bookmark: bm,
+    deadLetters: dead.deadLetters,
+    skipped: dead.skipped,
+    runningRuns: await Promise.all(live.map(async (id) => ({ runId: id, state: (await runs.state(id)) ?? "gone" }))),
+    lastRuns: hist
+      .map((h) => JSON.parse(h) as RunSummary & { kind?: string })
+      .filter((h) => h.kind !== "commit")
+      .slice(0, o.lastRuns ?? 5),
+  };
+}
