@@ -120,6 +120,7 @@ program
   .description("fire the jobs' triggers (schedule, after, drain); run any number, one leads at a time")
   .addOption(configOption())
   .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port", 0, 65535))
+  .option("--api-port <port>", "serve the HTTP API (docs/api.md) on this port (0 = off)", int("--api-port", 0, 65535))
   .action(async (o) => {
     await schedulerCommand(withConfig(o));
   });

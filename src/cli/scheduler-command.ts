@@ -5,11 +5,19 @@ import { exportBacklogFromRedis } from "../metrics/shared-backlog.js";
 import { stepContext } from "../run/step-context.js";
 import { Scheduler } from "../triggers/scheduler.js";
 import { triggerInfo } from "../triggers/info.js";
+import { apiToken, checkExposure } from "../api/auth.js";
+import { startApi } from "../api/server.js";
 import { openConnections } from "./connect.js";
 
-/** `tranche scheduler`: fires the configuration's triggers while it leads (any number of replicas), until SIGTERM. */
-export async function schedulerCommand(opts: { config?: string; metricsPort?: number; tickMs?: number }): Promise<void> {
+/**
+ * `tranche scheduler`: fires the configuration's triggers while it leads (any number of replicas),
+ * and serves the HTTP API when `api.port` (or `--api-port`) is set, until SIGTERM.
+ */
+export async function schedulerCommand(opts: { config?: string; metricsPort?: number; apiPort?: number; tickMs?: number }): Promise<void> {
   const cfg = loadConfig(opts.config);
+  const apiPort = opts.apiPort ?? cfg.api.port;
+  // An API other hosts could reach without a token is refused before anything else happens.
+  if (apiPort) checkExposure(cfg.api.host, apiToken());
   const conn = await openConnections(cfg);
   const ctx = stepContext({ redis: conn.redis, bull: conn.bull, cfg, log });
   const port = opts.metricsPort ?? cfg.metrics.port;
@@ -22,11 +30,24 @@ export async function schedulerCommand(opts: { config?: string; metricsPort?: nu
         },
       )
     : undefined;
+  const api = apiPort
+    ? await startApi(
+        ctx,
+        { host: cfg.api.host, port: apiPort },
+        { token: apiToken(), option: opts.apiPort !== undefined ? "--api-port" : "api.port" },
+      ).catch(async (e) => {
+        await metrics?.close();
+        await ctx.queues.close();
+        await conn.close();
+        throw e;
+      })
+    : undefined;
   const triggered = Object.entries(cfg.jobs).filter(([, j]) => j.triggers);
   log.info("scheduler started", {
     scheduler: scheduler.id,
     jobsWithTriggers: triggered.map(([n]) => n),
     metricsPort: metrics?.port,
+    apiPort: api?.port,
     pid: process.pid,
   });
   const stopBacklog = exportBacklogFromRedis(conn.redis, cfg.prefix, Object.keys(cfg.jobs));
@@ -35,6 +56,7 @@ export async function schedulerCommand(opts: { config?: string; metricsPort?: nu
     process.once("SIGTERM", () => resolve());
     process.once("SIGINT", () => resolve());
   });
+  await api?.close();
   await scheduler.stop();
   stopBacklog();
   await ctx.queues.close();
