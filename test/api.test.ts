@@ -219,8 +219,8 @@ describe("auth and binding", () => {
     expectError(await g("GET", "/v1/jobs", { token: TOKEN.slice(0, -1) }), 401, "E_UNAUTHORIZED");
   });
 
-  it("answers 404 E_NOT_FOUND for unknown routes, 413 E_TOO_LARGE over 1 MiB, 400 for a body that is not JSON", async () => {
-    const { call } = await apiHarness("apimisc");
+  it("answers 404 E_NOT_FOUND for unknown routes, 413 E_TOO_LARGE over 1 MiB, 400 for bad JSON, 415 for another media type", async () => {
+    const { call, api } = await apiHarness("apimisc");
     expectError(await call("GET", "/v2/jobs"), 404, "E_NOT_FOUND");
     expectError(await call("DELETE", "/v1/jobs/apimisc"), 404, "E_NOT_FOUND");
     expectError(
@@ -229,6 +229,16 @@ describe("auth and binding", () => {
       "E_TOO_LARGE",
     );
     expectError(await call("POST", "/v1/jobs/apimisc/runs", { raw: "{not json" }), 400, "E_BAD_REQUEST");
+    const text = await fetch(`http://127.0.0.1:${api.port}/v1/jobs/apimisc/runs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}`, "content-type": "text/plain" },
+      body: "boundedFiles=5",
+    });
+    expect(text.status).toBe(415);
+    expect(((await text.json()) as { error: { code: string } }).error.code).toBe("E_UNSUPPORTED_MEDIA_TYPE");
+    // A POST with an empty JSON body is a POST without one.
+    const empty = await call("POST", "/v1/jobs/apimisc/runs", { raw: "" });
+    expect(empty.status, empty.text).toBe(202);
   });
 });
 

@@ -135,6 +135,18 @@ export async function buildApi(ctx: StepContext, opts: ApiOptions): Promise<Fast
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`) },
     // Only tagged routes are documented (a mounted dashboard's are not).
     hideUntagged: true,
+    // A route whose body may be left out says so with "x-body-optional" (fastify-swagger marks every body required).
+    transformObject: (d) => {
+      if (!("openapiObject" in d)) return d.swaggerObject;
+      const openapiObject = d.openapiObject;
+      const doc = openapiObject as { paths?: Record<string, Record<string, Record<string, unknown>>> };
+      for (const op of Object.values(doc.paths ?? {}).flatMap((p) => Object.values(p))) {
+        if (!op["x-body-optional"]) continue;
+        delete op["x-body-optional"];
+        (op.requestBody as { required: boolean }).required = false;
+      }
+      return openapiObject;
+    },
   });
   for (const [name, schema] of Object.entries(SHARED_SCHEMAS)) app.addSchema({ $id: name, ...schema });
 
@@ -142,6 +154,8 @@ export async function buildApi(ctx: StepContext, opts: ApiOptions): Promise<Fast
   await app.register(
     async (v1) => {
       v1.addHook("onRequest", requireBearer(opts.token));
+      // JSON only: a text/plain body is 415, not a string that fails validation.
+      v1.removeContentTypeParser("text/plain");
       // A POST without a body is an empty object: its fields are then checked (and named) as missing.
       v1.addHook("preValidation", async (req) => {
         if (req.method === "POST" && req.body === undefined) req.body = {};

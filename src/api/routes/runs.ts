@@ -17,6 +17,9 @@ interface StartBody {
   to?: string;
 }
 
+/** The body may be left out (the OpenAPI document says so; server.ts). */
+const OPTIONAL_BODY: Record<string, unknown> = { "x-body-optional": true };
+
 const runId = { type: "string", minLength: 1, maxLength: 128 };
 
 /** `POST /v1/jobs/{job}/runs`, `GET /v1/jobs/{job}/runs`, `GET /v1/runs/{runId}`, `POST /v1/runs/{runId}/stop`. */
@@ -32,6 +35,7 @@ export async function runsRoutes(app: FastifyInstance, { ctx }: RouteDeps): Prom
           "The body is optional. When the job is at `maxConcurrentRuns`, a job with `whenBusy: skip` answers 409 `E_CONCURRENT_RUNS` " +
           "and one with `whenBusy: queue` answers 202 with the run `WAITING` until a slot frees.",
         params: S.jobParams,
+        ...OPTIONAL_BODY,
         body: {
           type: "object",
           additionalProperties: false,
