@@ -78,7 +78,9 @@ async function finishedRuns(h: Harness, n: number, timeoutMs = 30_000): Promise<
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ids = await h.redis.zrange(`${h.prefix}:runs:${h.name}:index`, 0, -1);
-    const recs = await Promise.all(ids.map(async (id) => ({ runId: id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })));
+    const recs = await Promise.all(
+      ids.map(async (id): Promise<Record<string, string>> => ({ runId: id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })),
+    );
     const done = recs.filter((r) => r.finished === "1");
     if (done.length >= n) return done;
     if (Date.now() > deadline) throw new Error(`only ${done.length} of ${n} runs finished: ${JSON.stringify(recs.map((r) => r.state))}`);

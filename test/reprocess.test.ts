@@ -56,7 +56,9 @@ async function reprocess(h: Harness, spec: ReprocessSpec) {
     for (const id of runIds)
       for (let i = 0; i < 200 && (await h.redis.hget(`${h.prefix}:run:${id}`, "finished")) !== "1"; i++)
         await new Promise((res) => setTimeout(res, 50));
-    const runs = await Promise.all(runIds.map(async (id) => ({ id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })));
+    const runs = await Promise.all(
+      runIds.map(async (id): Promise<Record<string, string>> => ({ id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })),
+    );
     return { r, req, runs };
   } finally {
     await ctx.queues.close();
