@@ -97,6 +97,7 @@ const runRowProps: Record<string, Schema> = {
   files: int("Files processed so far (once ended: processed and written)"),
   bytes: int("Their bytes"),
   filesPlanned: int("Files the run took (0 until planned)"),
+  mode: orNull(str('The bookmark mode asked for (null: the job\'s), or "reprocess" (a run of a reprocess request: it commits nothing)')),
   partitions: list(ref("PartitionResult"), "Per-partition results, as each partition ends"),
   error: orNull(str("Why the run could not start, or its job error")),
 };

@@ -28,7 +28,11 @@ export async function runsCommand(job: string, opts: { config?: string; json?: b
       const committed = r.partitions.filter((p) => p.state === "COMMITTED").length;
       process.stdout.write(
         `${r.runId}  ${r.state.padEnd(9)} ${r.trigger.padEnd(8)} ${plural(r.files, "file")}${r.endedAt ? "" : ` of ${r.filesPlanned}`} ${formatBytes(r.bytes)} ${took}` +
-          (r.partitions.length ? `  partitions: ${committed}/${r.partitions.length} committed` : "") +
+          (r.mode === "reprocess"
+            ? `  reprocess (bookmark untouched)${r.partitions.length ? `: ${r.partitions.filter((p) => p.state === "DONE").length}/${r.partitions.length} partitions done` : ""}`
+            : r.partitions.length
+              ? `  partitions: ${committed}/${r.partitions.length} committed`
+              : "") +
           (r.error ? `  error: ${r.error}` : "") +
           "\n",
       );

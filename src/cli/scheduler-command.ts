@@ -7,6 +7,7 @@ import { Scheduler } from "../triggers/scheduler.js";
 import { triggerInfo } from "../triggers/info.js";
 import { apiToken, checkExposure } from "../api/auth.js";
 import { startApi } from "../api/server.js";
+import { registerUi } from "../api/ui.js";
 import { openConnections } from "./connect.js";
 
 /**
@@ -34,7 +35,17 @@ export async function schedulerCommand(opts: { config?: string; metricsPort?: nu
     ? await startApi(
         ctx,
         { host: cfg.api.host, port: apiPort },
-        { token: apiToken(), option: opts.apiPort !== undefined ? "--api-port" : "api.port" },
+        {
+          token: apiToken(),
+          option: opts.apiPort !== undefined ? "--api-port" : "api.port",
+          // The queue dashboard (docs/ui.md): every job's queue, read-only unless api.uiWritable.
+          extend: (app) =>
+            registerUi(app, {
+              queues: Object.keys(cfg.jobs).map((j) => ctx.queues.queue(j)),
+              writable: cfg.api.uiWritable,
+              token: apiToken(),
+            }),
+        },
       ).catch(async (e) => {
         await metrics?.close();
         await ctx.queues.close();

@@ -40,7 +40,7 @@ export async function statusCommand(
             ? s.lastRuns
                 .map(
                   (r) =>
-                    `    ${r.runId} ${(r.state ?? r.status).padEnd(9)} ${plural(r.files, "file")} ${formatBytes(r.bytes)} ${formatDuration(r.durationMs / 1000)}${partitionNote(r)}${r.trigger ? ` (${r.trigger})` : ""}${r.deadLettered ? `, ${r.deadLettered} dead-lettered` : ""}\n`,
+                    `    ${r.runId} ${(r.state ?? r.status).padEnd(9)} ${plural(r.files, "file")} ${formatBytes(r.bytes)} ${formatDuration(r.durationMs / 1000)}${r.mode === "reprocess" ? " reprocess (bookmark untouched)" : partitionNote(r)}${r.trigger ? ` (${r.trigger})` : ""}${r.deadLettered ? `, ${r.deadLettered} dead-lettered` : ""}\n`,
                 )
                 .join("")
             : "    (none)\n"),

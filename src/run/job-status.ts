@@ -45,6 +45,19 @@ export async function currentBacklog(
   return { ...(await backlog(cfg, name, store)), asOf: Date.now(), asOfRun: null };
 }
 
+/**
+ * The newest ended runs: from the run records (which also hold reprocess runs, absent from the
+ * bookmark's history), completed by the history for runs whose records expired.
+ */
+async function lastRuns(runs: RunRecords, job: string, hist: string[], n: number): Promise<RunSummary[]> {
+  if (n === 0) return [];
+  const byId = new Map<string, RunSummary>();
+  for (const r of await runs.list(job, n * 2)) if (r.summary) byId.set(r.runId!, JSON.parse(r.summary) as RunSummary);
+  for (const h of hist.map((x) => JSON.parse(x) as RunSummary & { kind?: string }))
+    if (h.kind !== "commit" && !byId.has(h.runId)) byId.set(h.runId, h);
+  return [...byId.values()].sort((a, b) => (a.endedAt < b.endedAt ? 1 : a.endedAt > b.endedAt ? -1 : 0)).slice(0, n);
+}
+
 /** What `tranche status --json` shows of one job (and `GET /v1/jobs` builds on). */
 export async function jobStatus(
   cfg: TrancheConfig,
@@ -68,9 +81,6 @@ export async function jobStatus(
     deadLetters: dead.deadLetters,
     skipped: dead.skipped,
     runningRuns: await Promise.all(live.map(async (id) => ({ runId: id, state: (await runs.state(id)) ?? "gone" }))),
-    lastRuns: hist
-      .map((h) => JSON.parse(h) as RunSummary & { kind?: string })
-      .filter((h) => h.kind !== "commit")
-      .slice(0, o.lastRuns ?? 5),
+    lastRuns: await lastRuns(runs, name, hist, o.lastRuns ?? 5),
   };
 }

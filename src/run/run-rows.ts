@@ -13,6 +13,8 @@ export interface RunRow {
   files: number;
   bytes: number;
   filesPlanned: number;
+  /** The bookmark mode asked for (null: the job's), or "reprocess" (a run of `tranche reprocess`: it commits nothing). */
+  mode: string | null;
   partitions: RunSummary["partitions"];
   error: string | null;
 }
@@ -29,6 +31,7 @@ export function runRow(r: RunRecord & { runId?: string }, parts: RunSummary["par
     files: s ? s.files : Math.max(0, Number(r.progressFiles || 0)),
     bytes: s ? s.bytes : Number(r.progressBytes || 0),
     filesPlanned: Number(r.filesPlanned || 0),
+    mode: r.mode || null,
     partitions: s?.partitions ?? parts,
     error: r.error || s?.jobFailure || null,
   };
