@@ -3,7 +3,7 @@ import { JOB_LABEL, runsTotal, runStates } from "../metrics/registry.js";
 import { stepId } from "../queue/batch-job.js";
 import { settleAtFinish } from "../events/select.js";
 import type { StoredPlan } from "./enqueue-step.js";
-import { continueReprocess } from "./reprocess.js";
+import { continueReprocess, wakeNextReprocessRun } from "./reprocess.js";
 import { recordFullListing } from "./listing-step.js";
 import type { StepContext } from "./step-context.js";
 import { runOutcome, TERMINAL, type RunState } from "./states.js";
@@ -145,6 +145,8 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
     { history: !rec.reprocess },
   );
   await store.slots.release(runId);
+  // The next run of a reprocess waits (WAITING) for this slot: wake its plan step now.
+  if (rec.reprocess) await wakeNextReprocessRun(ctx, job, rec);
   // What only the run's steps needed goes: the plan (its file list), outputs, queued partitions.
   const leftovers = [store.k.runPlan(runId), store.k.queuedParts(runId), ...[...planned].map((p) => store.k.outputs(runId, p))];
   await ctx.redis.del(...leftovers);

@@ -98,7 +98,7 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
       );
     if (!stored || stored.stage === "selected") {
       const { bound } = resolveBound({ override, job: jc.source });
-      if (mode === "disable")
+      if (mode === "disable" && !rec.reprocess)
         log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
       const unlock = mode === "enable" ? await store.slots.lockPlanning(runId, { log }) : async () => undefined;
       try {

@@ -7,6 +7,7 @@ import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PlannedFile } from "../planner/batches.js";
 import { compareCandidates } from "../planner/select.js";
+import { stepId } from "../queue/batch-job.js";
 import { openSource } from "../source/open.js";
 import { compileExclusions, parsePartition } from "../source/partitions.js";
 import type { SourceObject } from "../source/types.js";
@@ -250,6 +251,14 @@ export async function continueReprocess(ctx: StepContext, job: string, rec: RunR
     return;
   }
   await startChunk(ctx, job, id, n, rec.trigger || "manual");
+}
+
+/** Promotes the plan step of the next run of a reprocess (WAITING for the slot the previous one just freed). */
+export async function wakeNextReprocessRun(ctx: StepContext, job: string, rec: RunRecord): Promise<void> {
+  const next = await ctx.redis.hget(runKeys(ctx.cfg.prefix).reprocess(rec.reprocess!), `run:${Number(rec.chunk ?? 0) + 1}`);
+  if (!next) return;
+  const step = await ctx.queues.queue(job).getJob(stepId.plan(next));
+  if (step && (await step.isDelayed())) await step.promote().catch(() => undefined);
 }
 
 /** The plan step of a reprocess run: its stored files, less those a live run holds now (reported on the run). */
