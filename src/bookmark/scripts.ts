@@ -33,7 +33,7 @@ const SCRIPTS = {
   trancheAdvanceKeep: "advance-keep-1.lua",
   trancheAdvanceWatermark: "advance-watermark-6.lua",
   trancheIngestEvents: "ingest-events.lua",
-  trancheTakeEvents: "take-events-4.lua",
+  trancheTakeEvents: "take-events-5.lua",
   trancheReturnEvents: "return-events-3.lua",
   trancheMoveRunState: "move-run-state-1.lua",
 } as const;
@@ -90,11 +90,13 @@ export type ScriptRedis = (Redis | Cluster) & {
     order: string,
     runEvents: string,
     starting: string,
+    run: string,
     n: number,
     runId: string,
     ttlS: number,
+    now: number,
   ): Promise<string[]>;
-  trancheReturnEvents(pending: string, order: string, runEvents: string, ...objectKeys: string[]): Promise<number>;
+  trancheReturnEvents(pending: string, order: string, runEvents: string, notBefore: number, ...objectKeys: string[]): Promise<number>;
 };
 
 /** The SHA-1 Redis knows a script by (EVALSHA, SLOWLOG entries). */

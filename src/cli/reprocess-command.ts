@@ -60,7 +60,8 @@ async function runIdOf(ctx: StepContext, id: string, n: number): Promise<string 
   const key = runKeys(ctx.cfg.prefix).reprocess(id);
   for (;;) {
     const [runId, state] = await ctx.redis.hmget(key, `run:${n}`, "state");
-    if (runId) return runId;
+    // The id is reserved before the run's record is written.
+    if (runId && (await ctx.redis.exists(runKeys(ctx.cfg.prefix).run(runId))) === 1) return runId;
     if (state && state !== "RUNNING") return null;
     await new Promise((r) => setTimeout(r, 200));
   }

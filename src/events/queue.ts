@@ -3,14 +3,16 @@ import type { Cluster, Redis } from "ioredis";
 import { keys } from "../bookmark/keys.js";
 import { RUN_TTL_S } from "../bookmark/run-slots.js";
 import { withScripts, type ScriptRedis } from "../bookmark/scripts.js";
-import type { ObjectEvent } from "./parse.js";
+import { MAX_RECORDS, type ObjectEvent } from "./parse.js";
 
 /** At most this many pending objects per job; a request that would pass it is refused (503). */
 export const MAX_PENDING = 100_000;
+/** Events of objects another run holds, or of partitions that failed, wait this long before a run takes them again. */
+export const RETRY_LATER_MS = 30_000;
 /** A delivery (bucket, key, sequencer) is remembered this long: a duplicate within it counts once. */
 export const DEDUP_TTL_S = 24 * 3600;
-/** Events per ingest script call (a request may hold up to 10,000). */
-const CHUNK = 500;
+/** Object keys per put-back script call. */
+const CHUNK = 1000;
 
 /** An event as it waits for a run: the notification plus the object's key relative to the job's source and its arrival. */
 export interface PendingEvent extends ObjectEvent {
@@ -37,8 +39,9 @@ export class EventQueue {
   async store(events: readonly PendingEvent[], max = MAX_PENDING): Promise<{ accepted: number; duplicates: number; full?: number }> {
     let accepted = 0;
     let duplicates = 0;
-    for (let i = 0; i < events.length; i += CHUNK) {
-      const chunk = events.slice(i, i + CHUNK);
+    // One script call for all of a request's events of this job (at most MAX_RECORDS): refused whole or stored whole.
+    for (let i = 0; i < events.length; i += MAX_RECORDS) {
+      const chunk = events.slice(i, i + MAX_RECORDS);
       const seen = chunk.map((e) => this.k.eventSeen(deliveryHash(e)));
       const argv = chunk.flatMap((e) => [e.rel, JSON.stringify(e)]);
       const [a, d] = (
@@ -61,9 +64,17 @@ export class EventQueue {
   }
 
   /** Pending objects and the arrival of the oldest (ms), or null. */
-  async pending(): Promise<{ count: number; oldestAt: number | null }> {
-    const [count, oldest] = await Promise.all([this.r.zcard(this.k.eventsOrder), this.r.zrange(this.k.eventsOrder, 0, 0, "WITHSCORES")]);
-    return { count, oldestAt: oldest.length === 2 ? Number(oldest[1]) : null };
+  /**
+   * Pending objects ready for a run now (`count`, and the arrival of the oldest of them, or null),
+   * and all of them (`total`: those put back "not before" a later time included).
+   */
+  async pending(now = Date.now()): Promise<{ count: number; oldestAt: number | null; total: number }> {
+    const [count, oldest, total] = await Promise.all([
+      this.r.zcount(this.k.eventsOrder, "-inf", now),
+      this.r.zrangebyscore(this.k.eventsOrder, "-inf", now, "WITHSCORES", "LIMIT", 0, 1),
+      this.r.zcard(this.k.eventsOrder),
+    ]);
+    return { count, oldestAt: oldest.length === 2 ? Number(oldest[1]) : null, total };
   }
 
   /** Run `runId` takes the oldest `n` pending events (once; a retry gets the same ones). */
@@ -73,9 +84,11 @@ export class EventQueue {
       this.k.eventsOrder,
       this.k.runEvents(runId),
       this.k.eventsStarting,
+      this.k.run(runId),
       n,
       runId,
       RUN_TTL_S,
+      Date.now(),
     );
     const out = new Map<string, PendingEvent>();
     for (let i = 0; i < flat.length; i += 2) out.set(flat[i]!, JSON.parse(flat[i + 1]!) as PendingEvent);
@@ -91,7 +104,7 @@ export class EventQueue {
   }
 
   /** Puts events of a run back in line (their objects were not settled by it). */
-  async putBack(runId: string, objectKeys: readonly string[]): Promise<number> {
+  async putBack(runId: string, objectKeys: readonly string[], notBefore = 0): Promise<number> {
     let n = 0;
     for (let i = 0; i < objectKeys.length; i += CHUNK)
       n += Number(
@@ -99,6 +112,7 @@ export class EventQueue {
           this.k.eventsPending,
           this.k.eventsOrder,
           this.k.runEvents(runId),
+          notBefore,
           ...objectKeys.slice(i, i + CHUNK),
         ),
       );

@@ -8,11 +8,11 @@ import type { StepContext } from "../run/step-context.js";
 import { openSource } from "../source/open.js";
 import { parsePartition } from "../source/partitions.js";
 import type { SourceObject } from "../source/types.js";
-import { EventQueue, type PendingEvent } from "./queue.js";
+import { EventQueue, RETRY_LATER_MS, type PendingEvent } from "./queue.js";
 
 /** Events one run takes when the job's trigger does not say (the most Glue batches). */
 const DEFAULT_BATCH = 100;
-/** Object lookups (HeadObject) at once. */
+/** Object lookups (Source.stat) at once. */
 const LOOKUPS = 16;
 
 /** What an event-fed run's plan step takes, and which of its events are settled already. */
@@ -78,7 +78,20 @@ export async function selectEvents(
   });
   // Not new: done (settled), or held by another live run (put back: that run may fail).
   const done: string[] = [];
-  for (const f of notNew) if ((await ctx.redis.hexists(store.k.leaseRun(f.partition), f.key)) === 0) done.push(f.key);
+  const belowEdge: string[] = [];
+  for (const f of notNew) {
+    if ((await ctx.redis.hexists(store.k.leaseRun(f.partition), f.key)) === 1) continue;
+    done.push(f.key);
+    const t = objects.find((o) => o.key === f.key)?.lastModified ?? 0;
+    if (t < (rule.edgeOf?.(f.partition) ?? Number.NEGATIVE_INFINITY)) belowEdge.push(f.key);
+  }
+  if (belowEdge.length)
+    r.log.warn("events of objects older than the band edge: the bookmark counts them done (maxBand too small for late uploads?)", {
+      job: r.job,
+      runId: r.runId,
+      count: belowEdge.length,
+      keys: belowEdge.slice(0, 10),
+    });
   const excluded = objects.filter((o) => !plan.selected.some((s) => s.key === o.key) && !notNew.some((n) => n.key === o.key));
   r.log.info("event-fed run planned", {
     job: r.job,
@@ -103,8 +116,17 @@ export async function settleAfterLease(
   const q = new EventQueue(ctx.redis, ctx.cfg.prefix, job);
   await q.settle(runId, done);
   const keep = new Set(leased.map((f) => f.key));
-  const back = [...(await q.held(runId)).keys()].filter((k) => !keep.has(k));
-  return { kept: keep.size, putBack: await q.putBack(runId, back) };
+  const pk = ctx.cfg.jobs[job]!.source.partitionKeys;
+  const lease = (k: string) => q.k.leaseRun(parsePartition(k, pk).id);
+  // Over the bound: ready for the next run. Held by another live run: later (it may commit them).
+  const now: string[] = [];
+  const later: string[] = [];
+  for (const k of (await q.held(runId)).keys()) {
+    if (keep.has(k)) continue;
+    const owner = await ctx.redis.hget(lease(k), k);
+    (owner !== null && owner !== runId ? later : now).push(k);
+  }
+  return { kept: keep.size, putBack: (await q.putBack(runId, now)) + (await q.putBack(runId, later, Date.now() + RETRY_LATER_MS)) };
 }
 
 /**
@@ -121,10 +143,15 @@ export async function settleAtFinish(
   const q = new EventQueue(ctx.redis, ctx.cfg.prefix, job);
   const held: Map<string, PendingEvent> = await q.held(runId);
   if (!held.size) return 0;
-  const ok = new Set(partitions.filter((p) => p.state === "COMMITTED" || p.state === "DONE").map((p) => p.partition));
+  const state = new Map(partitions.map((p) => [p.partition, p.state]));
   const settled: string[] = [];
   const back: string[] = [];
-  for (const k of held.keys()) (ok.has(parsePartition(k, jc.source.partitionKeys).id) ? settled : back).push(k);
+  const failed: string[] = [];
+  for (const k of held.keys()) {
+    const st = state.get(parsePartition(k, jc.source.partitionKeys).id);
+    (st === "COMMITTED" || st === "DONE" ? settled : st === "FAILED" ? failed : back).push(k);
+  }
   await q.settle(runId, settled);
-  return q.putBack(runId, back);
+  // A failed partition's files are retried later, not by run after run at once.
+  return (await q.putBack(runId, back)) + (await q.putBack(runId, failed, Date.now() + RETRY_LATER_MS));
 }

@@ -25,7 +25,12 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
   const runKey = store.k.run(runId);
   const rec = await ctx.runs.get(runId);
   if (!rec) return null;
-  if (rec.finished === "1" && rec.summary) return JSON.parse(rec.summary) as RunSummary;
+  if (rec.finished === "1" && rec.summary) {
+    const done = JSON.parse(rec.summary) as RunSummary;
+    // Events a late step took after the run was recorded go back in line (idempotent).
+    if (rec.trigger === "events") await settleAtFinish(ctx, job, runId, done.partitions);
+    return done;
+  }
   const rawPlan = await ctx.redis.get(store.k.runPlan(runId));
   const plan = rawPlan ? (JSON.parse(rawPlan) as StoredPlan) : null;
   const results = await ctx.runs.partitions(runId);
@@ -142,7 +147,9 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
       state,
       trigger: summary.trigger,
     },
-    { history: !rec.reprocess },
+    // Reprocess runs are no bookmark runs; an events run that committed nothing (its objects were
+    // done, or held by other runs) would only push bookmark runs out of historySize.
+    { history: !rec.reprocess && !(rec.trigger === "events" && !summary.committed) },
   );
   await store.slots.release(runId);
   // The next run of a reprocess waits (WAITING) for this slot: wake its plan step now.

@@ -312,7 +312,14 @@ export async function listAndSelect(
   let pageCount = 0;
   // A complete listing (not lexical) in mode enable: per partition, the newest file found done and
   // the oldest found new, so the watermark can move over what event-fed runs committed.
-  const covering = !r.preview && r.mode === "enable" && r.from === undefined && !lexicalJob && listing.choice.strategy !== "lexical";
+  // Only jobs fed by events have files above their watermark to absorb.
+  const covering =
+    job.triggers?.events !== undefined &&
+    !r.preview &&
+    r.mode === "enable" &&
+    r.from === undefined &&
+    !lexicalJob &&
+    listing.choice.strategy !== "lexical";
   const maxDone = new Map<string, number>();
   const minNew = new Map<string, number>();
   const plan = await planRun({

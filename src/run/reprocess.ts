@@ -13,6 +13,7 @@ import { compileExclusions, parsePartition } from "../source/partitions.js";
 import type { SourceObject } from "../source/types.js";
 import type { PlanStep } from "./plan-step.js";
 import type { RunRecord } from "./run-record.js";
+import { newRunId } from "./run-id.js";
 import { startRun } from "./start-run.js";
 import type { StepContext } from "./step-context.js";
 import type { RunState } from "./states.js";
@@ -226,9 +227,14 @@ export async function startReprocess(ctx: StepContext, job: string, spec: Reproc
 
 /** Starts run `n` of a reprocess request (once: the firing is claimed). */
 async function startChunk(ctx: StepContext, job: string, id: string, n: number, trigger: string) {
-  const r = await startRun(ctx, { job, trigger, whenBusy: "queue", firing: `reprocess:${id}:${n}`, reprocess: { id, chunk: n } });
+  // The run's id is reserved first: a step that dies while starting it is retried and starts the
+  // same run (startRun with a reserved id is idempotent), never none and never two.
+  const key = runKeys(ctx.cfg.prefix).reprocess(id);
+  await ctx.redis.hsetnx(key, `run:${n}`, newRunId());
+  const runId = (await ctx.redis.hget(key, `run:${n}`))!;
+  const r = await startRun(ctx, { job, trigger, whenBusy: "queue", firing: `reprocess:${id}:${n}`, reprocess: { id, chunk: n }, runId });
   if (!r.started) return null;
-  await ctx.redis.hset(runKeys(ctx.cfg.prefix).reprocess(id), { next: n, [`run:${n}`]: r.runId });
+  await ctx.redis.hset(key, "next", n);
   return r;
 }
 

@@ -29,6 +29,11 @@ export interface StartOptions {
   reprocess?: { id: string; chunk: number };
   /** An event-fed run: which batching condition fired (Glue's StartingEventBatchCondition). */
   eventCondition?: "BatchSize" | "BatchWindow";
+  /**
+   * A run id reserved beforehand (a reprocess chain's next run): starting it again (a retried
+   * step) starts nothing new, and enqueues its steps if they never were.
+   */
+  runId?: string;
 }
 
 export type StartResult =
@@ -46,6 +51,8 @@ async function claimFiring(ctx: StepContext, store: BookmarkStore, firing: strin
   if ((await ctx.redis.set(key, value, "EX", 7 * 24 * 3600, "NX")) === "OK") return true;
   const held = await ctx.redis.get(key);
   const [other, at] = (held ?? "").split("|");
+  // A reserved run id claiming its own firing again: a retried start (see StartOptions.runId).
+  if (other === runId) return true;
   if (!other || Date.now() - Number(at) < ORPHAN_GRACE_MS || (await ctx.redis.exists(store.k.run(other))) === 1) return false;
   // Compare-and-set: only one process takes an orphaned claim over.
   const taken = await ctx.redis.eval(
@@ -71,11 +78,20 @@ export function slotTtlMs(timeoutMinutes: number): number {
 export async function startRun(ctx: StepContext, o: StartOptions): Promise<StartResult> {
   const job = ctx.cfg.jobs[o.job]!;
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, o.job);
-  const runId = newRunId();
+  const runId = o.runId ?? newRunId();
   const whenBusy = o.whenBusy ?? job.whenBusy;
   // A firing is claimed once, for a week (longer than any misfire window). A claim whose run never
   // got a record (its starter died in between) is taken over after a grace period.
   if (o.firing !== undefined && !(await claimFiring(ctx, store, o.firing, runId))) return { started: false, running: [], duplicate: true };
+  if (o.runId !== undefined) {
+    const existing = await ctx.runs.get(runId);
+    if (existing) {
+      // Started before by a step that died: its steps have fixed ids, adding them again is a no-op.
+      if (!TERMINAL.has(existing.state) && existing.planned !== "1")
+        await addStartSteps(ctx, o.job, runId, Math.max(0, Number(existing.timeoutAt || 0) - Date.now()));
+      return { started: true, runId, state: existing.state === "WAITING" ? "WAITING" : "STARTING" };
+    }
+  }
   let slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
   if (!slot.ok && (await reapOrphans(ctx, o.job, slot.running)) > 0)
     slot = await store.slots.acquire(runId, job.maxConcurrentRuns, slotTtlMs(job.timeout));
@@ -109,19 +125,7 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
       now,
       o.starter,
     );
-    // One MULTI: both jobs or neither.
-    await ctx.queues.queue(o.job).addBulk([
-      {
-        name: "plan",
-        data: { step: "plan", job: o.job, runId },
-        opts: { jobId: stepId.plan(runId), attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
-      },
-      {
-        name: "timeout",
-        data: { step: "timeout", job: o.job, runId },
-        opts: { jobId: stepId.timeout(runId), delay: timeoutMs, attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
-      },
-    ]);
+    await addStartSteps(ctx, o.job, runId, timeoutMs);
   } catch (err) {
     if (o.firing !== undefined) await ctx.redis.del(firingKey(store, o.firing)).catch(() => undefined);
     await store.slots.release(runId).catch(() => undefined);
@@ -135,6 +139,22 @@ export async function startRun(ctx: StepContext, o: StartOptions): Promise<Start
     state,
   });
   return { started: true, runId, state };
+}
+
+/** Enqueues a run's plan step and its timeout, in one MULTI: both jobs or neither (fixed ids: adding them again is a no-op). */
+async function addStartSteps(ctx: StepContext, job: string, runId: string, timeoutMs: number): Promise<void> {
+  await ctx.queues.queue(job).addBulk([
+    {
+      name: "plan",
+      data: { step: "plan", job, runId },
+      opts: { jobId: stepId.plan(runId), attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
+    },
+    {
+      name: "timeout",
+      data: { step: "timeout", job, runId },
+      opts: { jobId: stepId.timeout(runId), delay: timeoutMs, attempts: 5, backoff: { type: "exponential", delay: 1000 }, ...KEEP_DONE },
+    },
+  ]);
 }
 
 /** A slot holder younger than this may still be writing its record. */

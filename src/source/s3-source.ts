@@ -1,7 +1,6 @@
 import { PassThrough, Readable } from "node:stream";
 import {
   GetObjectCommand,
-  HeadObjectCommand,
   ListObjectsV2Command,
   type ListObjectsV2CommandOutput,
   type S3Client,
@@ -121,23 +120,29 @@ export class S3Source implements Source {
     return out;
   }
 
-  /** HeadObject: the object's size, time, etag and storage class, or null for a missing key (404). */
+  /**
+   * One object as a listing shows it, or null when the key does not exist: a ListObjectsV2 of at
+   * most one key from the key itself (the key sorts first among the keys it prefixes). Not
+   * HeadObject: stores report LastModified differently there (MinIO gives whole seconds on HEAD,
+   * milliseconds in listings), and the bookmark knows a file by the time its listings show.
+   */
   async stat(key: string): Promise<SourceObject | null> {
     const fullKey = this.prefix + key;
+    let out: ListObjectsV2CommandOutput;
     try {
-      const h = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: fullKey }));
-      return {
-        key,
-        size: h.ContentLength ?? 0,
-        lastModified: h.LastModified ? h.LastModified.getTime() : 0,
-        etag: (h.ETag ?? "").replace(/"/g, ""),
-        ...(h.StorageClass ? { storageClass: h.StorageClass } : {}),
-      };
+      out = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: fullKey, MaxKeys: 1 }));
     } catch (err) {
-      const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-      if (status === 404 || s3ErrorCode(err) === "NotFound" || s3ErrorCode(err) === "NoSuchKey") return null;
-      throw classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "read" });
+      throw classifyS3Error(err, { bucket: this.bucket, key: fullKey, op: "list" });
     }
+    const o = out.Contents?.[0];
+    if (!o || o.Key !== fullKey) return null;
+    return {
+      key,
+      size: o.Size ?? 0,
+      lastModified: o.LastModified ? o.LastModified.getTime() : 0,
+      etag: (o.ETag ?? "").replace(/"/g, ""),
+      ...(o.StorageClass ? { storageClass: o.StorageClass } : {}),
+    };
   }
 
   /**

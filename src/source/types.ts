@@ -36,7 +36,7 @@ export interface Source {
   /** The sub-folders directly under a relative prefix (`""` for the root), as relative prefixes ending in `/`. */
   folders?(under: string): Promise<string[]>;
   /**
-   * One object's listing entry without a listing (S3 HeadObject, a file's stat), or null when it
+   * One object's listing entry without listing the source (S3: a one-key ListObjectsV2 from the key; a file's stat), or null when it
    * does not exist. Event-fed runs and `reprocess --keys-from` look objects up one by one.
    */
   stat?(key: string): Promise<SourceObject | null>;

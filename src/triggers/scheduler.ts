@@ -179,7 +179,8 @@ export class Scheduler {
     if ((await this.ctx.runs.list(name, 10)).some((r) => r.state === "WAITING")) return;
     const last = (await this.ctx.redis.lrange(store.k.history, 0, 20))
       .map((h) => JSON.parse(h) as HistoryEntry)
-      .find((e) => e.kind !== "commit") as unknown as RunSummary | undefined;
+      // An events run's remainingFiles count only its events: the drain follows the listing runs.
+      .find((e) => e.kind !== "commit" && (e as unknown as RunSummary).trigger !== "events") as unknown as RunSummary | undefined;
     const epoch = await store.slots.epoch();
     if (last) {
       if (!drainGoesOn(last, job.bookmark.deadLetterAfterRuns)) return;

@@ -145,7 +145,12 @@ for i = 1, nTouched do
         redis.call('HSET', meta, 'keep', keep)
       end
       pruneAt = tonumber(keep)
-    elseif keepMode ~= 'events' then
+    elseif keepMode == 'events' then
+      -- 'keep' stays, and so does the band from it up: a lexical job's next full listing checks
+      -- files down to there against the band.
+      local keep = redis.call('HGET', meta, 'keep')
+      if keep then pruneAt = tonumber(keep) end
+    else
       redis.call('HDEL', meta, 'keep')
     end
     if pruneAt > edge then pruneAt = edge end

@@ -8,12 +8,15 @@
     KEYS[2] order      zset: object key -> arrival (ms)
     KEYS[3] runEvents  hash: the run's events (object key -> event JSON), plus the marker field "\0taken"
     KEYS[4] starting   string: the events run started and not yet planned (deleted when it is this run)
-    ARGV[1] n, ARGV[2] runId, ARGV[3] ttl (s) of the run's hash
+    KEYS[5] run        hash: the run record; nothing is taken unless its state is STARTING (a run
+                       stopped or timed out while its plan step waited would never give them back)
+    ARGV[1] n, ARGV[2] runId, ARGV[3] ttl (s) of the run's hash, ARGV[4] now (ms): events put back
+            "not before" a later time wait until then
   Output: a flat list object key, event JSON, ... of the run's events.
 ]]
 local pending, order, mine, starting = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('HEXISTS', mine, '\0taken') == 0 then
-  local ks = redis.call('ZRANGE', order, 0, tonumber(ARGV[1]) - 1)
+if redis.call('HEXISTS', mine, '\0taken') == 0 and redis.call('HGET', KEYS[5], 'state') == 'STARTING' then
+  local ks = redis.call('ZRANGEBYSCORE', order, '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[1]))
   for _, k in ipairs(ks) do
     local ev = redis.call('HGET', pending, k)
     if ev then redis.call('HSET', mine, k, ev) end
