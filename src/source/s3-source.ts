@@ -1,10 +1,5 @@
 import { PassThrough, Readable } from "node:stream";
-import {
-  GetObjectCommand,
-  ListObjectsV2Command,
-  type ListObjectsV2CommandOutput,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput, type S3Client } from "@aws-sdk/client-s3";
 import { JobError, messageOf, type TypedFailure } from "../failures.js";
 import { TRANCHE_DIR } from "../sink/output-name.js";
 import { s3CheckError } from "./check-errors.js";
