@@ -6,11 +6,11 @@
  * named files. Real s3rver, Redis, BullMQ and worker threads.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
 import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { checkStateVersion } from "../src/state-version.js";
 import { BIN, waitFor, writeConfig } from "./helpers/cli.js";
+import { freePort } from "./helpers/events.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 import { closeHarnesses, harness } from "./helpers/harness.js";
 import { startS3, type S3Fixture } from "./helpers/s3rver.js";
@@ -34,14 +34,6 @@ afterEach(async () => {
   }
   await closeHarnesses();
 });
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-  const port = (srv.address() as AddressInfo).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
 
 /** A `tranche scheduler` process serving the API on `port`; resolves once it listens. */
 async function scheduler(config: string, port: number): Promise<ChildProcess & { out: () => string }> {

@@ -5,7 +5,6 @@
  * checked against its response schemas.
  */
 import { spawn } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
 import path from "node:path";
 import { Validator } from "@seriousme/openapi-schema-validator";
 import Fastify, { type FastifyInstance } from "fastify";
@@ -21,6 +20,7 @@ import { RunRecords } from "../src/run/run-record.js";
 import { runRows } from "../src/run/run-rows.js";
 import { stepContext, type StepContext } from "../src/run/step-context.js";
 import { BIN, cli, waitFor, writeConfig } from "./helpers/cli.js";
+import { freePort } from "./helpers/events.js";
 import { writeInput } from "./helpers/files.js";
 import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { holdLiveRun, releaseLiveRun } from "./helpers/redis.js";
@@ -523,15 +523,6 @@ describe("reprocess and events (routes only; their behaviour is tested with thei
 });
 
 describe("tranche scheduler", () => {
-  /** A port free right now. */
-  async function freePort(): Promise<number> {
-    const srv = createServer();
-    await new Promise<void>((r) => srv.listen(0, "127.0.0.1", r));
-    const port = (srv.address() as AddressInfo).port;
-    await new Promise((r) => srv.close(r));
-    return port;
-  }
-
   it("serves the API on --api-port with TRANCHE_API_TOKEN and closes it on SIGTERM; without a token it refuses 0.0.0.0 (exit 2)", async () => {
     const h = await harness("apisched");
     const port = await freePort();

@@ -5,13 +5,11 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import type { Job } from "bullmq";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { buildApi } from "../src/api/server.js";
 import { runKeys } from "../src/bookmark/keys.js";
 import { BookmarkStore } from "../src/bookmark/store.js";
-import { ingestEvents } from "../src/events/ingest.js";
 import { EventQueue } from "../src/events/queue.js";
 import { log } from "../src/log.js";
 import type { StepJobData } from "../src/queue/batch-job.js";
@@ -21,6 +19,7 @@ import { stepContext } from "../src/run/step-context.js";
 import { timeoutStepJob } from "../src/run/stop-run.js";
 import { Scheduler } from "../src/triggers/scheduler.js";
 import { listFiles, writeInput } from "./helpers/files.js";
+import { finishedRuns, ingest, putObjects, runRecords, s3Records, startScheduler as startSchedulerOn } from "./helpers/events.js";
 import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { holdLiveRun } from "./helpers/redis.js";
 import { startS3, type S3Fixture } from "./helpers/s3rver.js";
@@ -41,53 +40,9 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function put(keys: string[]): Promise<void> {
-  for (const Key of keys) await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: '{"a":1}\n' }));
-}
-
-function records(keys: string[], seq = "0055AED6DCD90281E5") {
-  return {
-    Records: keys.map((k) => ({
-      eventVersion: "2.1",
-      eventSource: "aws:s3",
-      eventTime: new Date().toISOString(),
-      eventName: "ObjectCreated:Put",
-      s3: { s3SchemaVersion: "1.0", bucket: { name: BUCKET }, object: { key: k, size: 8, eTag: "e", sequencer: seq } },
-    })),
-  };
-}
-
-async function ingest(h: Harness, body: unknown) {
-  const ctx = stepContext({ redis: h.redis, bull: h.bull, cfg: h.cfg, log });
-  try {
-    return await ingestEvents(ctx, body);
-  } finally {
-    await ctx.queues.close();
-  }
-}
-
-function startScheduler(h: Harness): Scheduler {
-  const s = new Scheduler(stepContext({ redis: h.redis, bull: h.bull, cfg: h.cfg, log }), { tickMs: 100 });
-  s.start();
-  schedulers.push(s);
-  return s;
-}
-
-async function runRecords(h: Harness): Promise<Record<string, string>[]> {
-  const ids = await h.redis.zrange(`${h.prefix}:runs:${h.name}:index`, 0, -1);
-  return Promise.all(ids.map(async (id) => ({ runId: id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })));
-}
-
-async function finishedRuns(h: Harness, n: number, timeoutMs = 30_000): Promise<Record<string, string>[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const done = (await runRecords(h)).filter((r) => r.finished === "1");
-    if (done.length >= n) return done;
-    if (Date.now() > deadline) throw new Error(`only ${done.length} of ${n} runs finished`);
-    await sleep(100);
-  }
-}
+const put = (keys: string[]) => putObjects(s3, BUCKET, keys);
+const records = (keys: string[], seq?: string, bucket = BUCKET) => s3Records(bucket, keys, seq);
+const startScheduler = (h: Harness) => startSchedulerOn(h, schedulers);
 
 /**
  * An S3 endpoint in front of s3rver whose ListObjectsV2 answers carry milliseconds, as MinIO's do

@@ -4,16 +4,14 @@
  * and never move the watermark past files no listing has covered. Real s3rver, real Redis,
  * real BullMQ and worker threads, a real scheduler.
  */
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { BookmarkStore } from "../src/bookmark/store.js";
-import { BadEventError, ingestEvents } from "../src/events/ingest.js";
+import { BadEventError } from "../src/events/ingest.js";
 import { EventShapeError, parseEventBody } from "../src/events/parse.js";
 import { EventQueue } from "../src/events/queue.js";
-import { log } from "../src/log.js";
-import { stepContext } from "../src/run/step-context.js";
 import { Scheduler } from "../src/triggers/scheduler.js";
 import { listFiles } from "./helpers/files.js";
+import { finishedRuns, ingest, putObjects, s3Records, startScheduler as startSchedulerOn } from "./helpers/events.js";
 import { closeHarnesses, harness, type Harness } from "./helpers/harness.js";
 import { startS3, type S3Fixture } from "./helpers/s3rver.js";
 
@@ -31,27 +29,9 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function put(keys: string[]): Promise<void> {
-  for (const Key of keys) await s3.client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: '{"a":1}\n' }));
-}
-
-/** An S3 notification body (as S3 sends to SQS/SNS/Lambda and MinIO's webhook posts). */
-function records(keys: string[], seq = "0055AED6DCD90281E5", bucket = BUCKET) {
-  return {
-    Records: keys.map((k) => ({
-      eventVersion: "2.1",
-      eventSource: "aws:s3",
-      eventTime: new Date().toISOString(),
-      eventName: "ObjectCreated:Put",
-      s3: {
-        s3SchemaVersion: "1.0",
-        bucket: { name: bucket },
-        object: { key: encodeURIComponent(k).replace(/%2F/g, "/"), size: 8, eTag: "e", sequencer: seq },
-      },
-    })),
-  };
-}
+const put = (keys: string[]) => putObjects(s3, BUCKET, keys);
+const records = (keys: string[], seq?: string, bucket = BUCKET) => s3Records(bucket, keys, seq);
+const startScheduler = (h: Harness) => startSchedulerOn(h, schedulers);
 
 async function eventJob(name: string, folder: string, events: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   return harness(
@@ -63,38 +43,6 @@ async function eventJob(name: string, folder: string, events: Record<string, unk
     },
     { s3: s3.settings },
   );
-}
-
-function startScheduler(h: Harness): Scheduler {
-  const ctx = stepContext({ redis: h.redis, bull: h.bull, cfg: h.cfg, log });
-  const s = new Scheduler(ctx, { tickMs: 100 });
-  s.start();
-  schedulers.push(s);
-  return s;
-}
-
-/** Waits for `n` finished runs of the job (newest last). */
-async function finishedRuns(h: Harness, n: number, timeoutMs = 30_000): Promise<Record<string, string>[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const ids = await h.redis.zrange(`${h.prefix}:runs:${h.name}:index`, 0, -1);
-    const recs = await Promise.all(
-      ids.map(async (id): Promise<Record<string, string>> => ({ runId: id, ...(await h.redis.hgetall(`${h.prefix}:run:${id}`)) })),
-    );
-    const done = recs.filter((r) => r.finished === "1");
-    if (done.length >= n) return done;
-    if (Date.now() > deadline) throw new Error(`only ${done.length} of ${n} runs finished: ${JSON.stringify(recs.map((r) => r.state))}`);
-    await sleep(100);
-  }
-}
-
-async function ingest(h: Harness, body: unknown) {
-  const ctx = stepContext({ redis: h.redis, bull: h.bull, cfg: h.cfg, log });
-  try {
-    return await ingestEvents(ctx, body);
-  } finally {
-    await ctx.queues.close();
-  }
 }
 
 describe("parsing S3 notifications", () => {

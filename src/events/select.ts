@@ -2,6 +2,7 @@ import type { Bound } from "../config/bounds.js";
 import type { BookmarkMode } from "../config/schema.js";
 import type { BookmarkStore } from "../bookmark/store.js";
 import type { Logger } from "../log.js";
+import { mapLimit } from "../map-limit.js";
 import { planRun, type Plan } from "../planner/plan.js";
 import { selectionRule } from "../run/selection.js";
 import type { StepContext } from "../run/step-context.js";
@@ -20,21 +21,6 @@ export interface EventPlan extends Plan {
   /** Object keys of events whose objects are gone or already done: dropped once the run's files are leased. */
   eventsDone: string[];
   events: number;
-}
-
-/** Runs `f` over `items`, at most `limit` at once, keeping the order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await f(items[i]!);
-      }
-    }),
-  );
-  return out;
 }
 
 /**

@@ -5,6 +5,7 @@ import { BookmarkStore } from "../bookmark/store.js";
 import { resolveBound, type Bound } from "../config/bounds.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { mapLimit } from "../map-limit.js";
 import type { PlannedFile } from "../planner/batches.js";
 import { compareCandidates } from "../planner/select.js";
 import { stepId } from "../queue/batch-job.js";
@@ -113,21 +114,6 @@ async function liveLeased(ctx: StepContext, store: BookmarkStore, files: readonl
       }
     }
   }
-  return out;
-}
-
-/** Runs `f` over `items`, at most `limit` at once, keeping the order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, f: (t: T) => Promise<R>): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await f(items[i]!);
-      }
-    }),
-  );
   return out;
 }
 
