@@ -10,7 +10,11 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { checkStateVersion } from "../src/state-version.js";
 import { BIN, waitFor, writeConfig } from "./helpers/cli.js";
-import { freePort } from "./helpers/events.js";
+import { freePort, s3Records } from "./helpers/events.js";
+import { startApi } from "../src/api/server.js";
+import { confirmSubscription, isSnsUrl } from "../src/events/sns.js";
+import { log } from "../src/log.js";
+import { stepContext } from "../src/run/step-context.js";
 import { listFiles, writeInput } from "./helpers/files.js";
 import { closeHarnesses, harness } from "./helpers/harness.js";
 import { startS3, type S3Fixture } from "./helpers/s3rver.js";
@@ -144,6 +148,59 @@ describe("POST /v1/events on a real scheduler", () => {
     expect(bad.text).toContain("Records[0].s3.object.key");
     const metrics = await (await fetch(`http://127.0.0.1:${port2}/metrics`)).text();
     expect(metrics).toMatch(/tranche_events_received_total\{tranche_job="apiev",outcome="duplicate"\} 1/);
+  });
+
+  it("SNS HTTPS subscriptions: a text/plain body, the token as a Basic password, and the subscription confirmation", async () => {
+    const h = await harness(
+      "apisns",
+      { source: { path: `s3://${BUCKET}/sns/` }, triggers: { events: { batchSize: 10 } } },
+      { s3: s3.settings },
+    );
+    const ctx = stepContext({ redis: h.redis, bull: h.bull, cfg: h.cfg, log });
+    const api = await startApi(ctx, { host: "127.0.0.1", port: 0 }, { token: TOKEN });
+    try {
+      const url = `http://127.0.0.1:${api.port}/v1/events`;
+      const sns = (body: unknown, auth: string) =>
+        fetch(url, {
+          method: "POST",
+          headers: { authorization: auth, "content-type": "text/plain; charset=UTF-8" },
+          body: JSON.stringify(body),
+        });
+      const basic = (pw: string) => `Basic ${Buffer.from(`sns:${pw}`).toString("base64")}`;
+      const note = {
+        Type: "Notification",
+        MessageId: "m1",
+        TopicArn: "arn:aws:sns:us-east-1:1:t",
+        Message: JSON.stringify(s3Records(BUCKET, ["sns/a.json"])),
+      };
+      const ok = await sns(note, basic(TOKEN));
+      expect(ok.status).toBe(202);
+      expect(await ok.json()).toMatchObject({ accepted: 1 });
+      expect((await sns(note, basic("wrong"))).status).toBe(401);
+      // Basic is taken on this route only.
+      expect((await fetch(`http://127.0.0.1:${api.port}/v1/jobs`, { headers: { authorization: basic(TOKEN) } })).status).toBe(401);
+      // A confirmation whose SubscribeURL is not an SNS endpoint is not visited (logged for a person to confirm).
+      const confirm = { Type: "SubscriptionConfirmation", TopicArn: "arn:aws:sns:us-east-1:1:t", SubscribeURL: "http://127.0.0.1:1/steal" };
+      const c = await sns(confirm, basic(TOKEN));
+      expect(c.status).toBe(200);
+      expect(await c.json()).toEqual({ sns: "unconfirmed" });
+    } finally {
+      await api.close();
+      await ctx.queues.close();
+    }
+    // An SNS endpoint is visited (here through a stand-in fetch: no internet).
+    const visited: string[] = [];
+    const fakeFetch = (async (u: string | URL | Request) => {
+      visited.push(String(u));
+      return new Response("<ConfirmSubscriptionResponse/>", { status: 200 });
+    }) as typeof fetch;
+    const good = "https://sns.eu-west-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:eu-west-1:1:t&Token=abc";
+    expect(isSnsUrl(good)).toBe(true);
+    expect(isSnsUrl("https://sns.eu-west-1.amazonaws.com.evil.example/?Action=ConfirmSubscription")).toBe(false);
+    expect(await confirmSubscription({ type: "SubscriptionConfirmation", topicArn: "t", subscribeUrl: good }, log, fakeFetch)).toBe(
+      "confirmed",
+    );
+    expect(visited).toEqual([good]);
   });
 
   it("POST /v1/jobs/{job}/reprocess runs exactly the named files; the bookmark does not move", async () => {

@@ -506,7 +506,13 @@ describe("reprocess and events (routes only; their behaviour is tested with thei
     const rep = (body: unknown, o: CallOptions = {}) => call("POST", "/v1/jobs/apirep/reprocess", { body, ...o });
     expectError(await rep({ partitions: ["no-equals-sign"] }), 400, "E_BAD_REQUEST", "body/partitions/0");
     expectError(await rep({ keys: "a.json" }), 400, "E_BAD_REQUEST", "body/keys");
-    expectError(await rep({ since: 5 }), 400, "E_BAD_REQUEST", "body/since");
+    expectError(await rep({ since: true }), 400, "E_BAD_REQUEST", "body/since");
+    // Checked by the reprocess itself, named the same way.
+    expectError(await rep({ since: "nope" }), 400, "E_BAD_REQUEST", "body/since");
+    expectError(await rep({ since: 2000, until: 1000 }), 400, "E_BAD_REQUEST", "body/until");
+    expectError(await rep({ partitions: ["region=eu"] }), 400, "E_BAD_REQUEST", "body/partitions");
+    expectError(await rep({ keys: [] }), 400, "E_BAD_REQUEST", "body/keys");
+    expectError(await rep({}), 400, "E_BAD_REQUEST", "body");
     expectError(await rep({ partition: ["dt=1"] }), 400, "E_BAD_REQUEST", "body/partition");
     expectError(await rep({ keys: ["a.json"] }, { token: null }), 401, "E_UNAUTHORIZED");
     expectError(await rep({ keys: ["a.json"] }, { token: "wrong" }), 401, "E_UNAUTHORIZED");

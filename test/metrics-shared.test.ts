@@ -34,6 +34,13 @@ describe("backlog gauges shared through Redis", () => {
       text = await registry.metrics();
       expect(text).toMatch(/tranche_backlog_files\{tranche_job="shared"\} 0/);
       expect(text).toMatch(/tranche_backlog_oldest_age_seconds\{tranche_job="shared"\} 0/);
+      // A bookmark reset makes the last listing's figures meaningless: the series go until a run lists again.
+      await redis.hset(store.k.backlog, { runId: "r3", at: Date.now(), files: 6, bytes: 60, oldestUnprocessed: "" });
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await registry.metrics()).toMatch(/tranche_backlog_files\{tranche_job="shared"\} 6/);
+      await store.reset();
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await registry.metrics()).not.toMatch(/tranche_backlog_files\{tranche_job="shared"\}/);
     } finally {
       stop();
     }

@@ -43,6 +43,15 @@ export function bearerToken(header: string | undefined): string | undefined {
   return m?.[1];
 }
 
+/** The password of an `Authorization: Basic base64(user:password)` header, or undefined. */
+export function basicPassword(header: string | undefined): string | undefined {
+  const m = header ? /^Basic[ \t]+([A-Za-z0-9+/=]+)[ \t]*$/i.exec(header) : null;
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  return colon < 0 ? undefined : decoded.slice(colon + 1);
+}
+
 /**
  * An onRequest hook that lets a request through only with `Authorization: Bearer <token>` (RFC
  * 6750); without a token configured (loopback only, see {@link checkExposure}) it lets every
@@ -51,7 +60,13 @@ export function bearerToken(header: string | undefined): string | undefined {
 export function requireBearer(token: string | undefined) {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     if (!token) return;
-    const given = bearerToken(req.headers.authorization);
+    // A route may also take the token as a Basic password (POST /v1/events: SNS HTTPS subscriptions
+    // can only put a user and password in the endpoint URL).
+    const basic = (req.routeOptions.config as { basicAuth?: boolean } | undefined)?.basicAuth
+      ? basicPassword(req.headers.authorization)
+      : undefined;
+    if (basic !== undefined && sameSecret(basic, token)) return;
+    const given = basic === undefined ? bearerToken(req.headers.authorization) : basic;
     if (given !== undefined && sameSecret(given, token)) return;
     if (given === undefined) {
       reply.header("www-authenticate", 'Bearer realm="tranche"');

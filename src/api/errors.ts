@@ -78,7 +78,9 @@ export function toApiError(err: unknown): ApiError {
     const status = statusOfCode(err.code);
     // A 400 is the client's mistake: E_CONFIG (a bound, a run id) is E_BAD_REQUEST on the API.
     const code = status === 400 ? "E_BAD_REQUEST" : err.code;
-    return new ApiError(status, code, err.message, typeof field === "string" ? field : undefined);
+    const f = typeof field === "string" ? field : undefined;
+    // The field is named in the message too (a module's message names the CLI option as well).
+    return new ApiError(status, code, f && !err.message.includes(f) ? `${f}: ${err.message}` : err.message, f);
   }
   const e = err as FastifyError & { validationContext?: string };
   if (e && Array.isArray(e.validation)) {

@@ -16,9 +16,10 @@ import { planRoutes } from "./routes/plan.js";
 import { reprocessRoutes } from "./routes/reprocess.js";
 import { runsRoutes } from "./routes/runs.js";
 import { SHARED_SCHEMAS } from "./schemas.js";
+import { BODY_LIMIT } from "./limits.js";
 
 /** Largest request body: 1 MiB (413 `E_TOO_LARGE` beyond). */
-export const BODY_LIMIT = 1024 * 1024;
+export { BODY_LIMIT };
 
 /** Where the OpenAPI document is served (public: it holds no data). */
 export const OPENAPI_PATH = "/v1/openapi.json";

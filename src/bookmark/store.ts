@@ -720,6 +720,8 @@ export class BookmarkStore {
     }
     const res = await this.r.trancheRestoreState(keys.length, ...keys, ...argv);
     if (Number(res[0]) !== 1) throw new RunInProgressError(this.job, res.slice(1).map(String));
+    // The backlog figures the last listing left described the bookmark before: `status` lists anew.
+    await this.r.del(this.k.backlog);
     return Number(res[1]);
   }
 

@@ -31,8 +31,9 @@ export class ProgressReporter {
       const mbs = p.bytesDone / 1e6 / Math.max(elapsed, 0.001);
       const eta = rate > 0 ? (p.files - p.filesDone) / rate : Infinity;
       const width = 24;
-      const bar = "█".repeat(Math.round(frac * width)).padEnd(width, "░");
-      line = `${this.label} ${bar} ${p.filesDone}/${p.files} files ${formatBytes(p.bytesDone)}/${formatBytes(p.bytes)} ${rate.toFixed(0)} files/s ${mbs.toFixed(1)} MB/s ETA ${formatDuration(eta)}`;
+      // The bar only on a terminal; a log file gets plain figures.
+      const bar = this.out.isTTY ? `${"█".repeat(Math.round(frac * width)).padEnd(width, "░")} ` : `${Math.floor(frac * 100)}% `;
+      line = `${this.label} ${bar}${p.filesDone}/${p.files} files ${formatBytes(p.bytesDone)}/${formatBytes(p.bytes)} ${rate.toFixed(0)} files/s ${mbs.toFixed(1)} MB/s ETA ${formatDuration(eta)}`;
     }
     if (this.out.isTTY) {
       this.out.write(`\r\x1b[2K${line}`);

@@ -102,6 +102,8 @@ export async function reprocessCommand(job: string, opts: ReprocessOptions): Pro
       process.stdout.write(opts.json ? JSON.stringify(r) + "\n" : describe(r, job));
       return summaries;
     }
+    // The request (with its missing and leased keys) first: one JSON line, then one per run.
+    process.stdout.write(opts.json ? JSON.stringify(r) + "\n" : "");
     if (!opts.json) process.stderr.write(describe(r, job));
     initJobMetrics(job);
     worker = new BatchWorker({

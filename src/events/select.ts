@@ -45,6 +45,8 @@ export async function selectEvents(
   const found = await mapLimit(keys, LOOKUPS, (k) => source.stat!(k));
   const objects = found.filter((o): o is SourceObject => o !== null);
   const gone = keys.filter((_, i) => found[i] === null);
+  // Objects deleted since their event: counted as a run counts files deleted after its listing (`gone`).
+  if (gone.length) await ctx.redis.hset(store.k.run(r.runId), "gone", gone.length);
   // A stale lease of a file no event names is not "deleted": this run listed nothing (a throwaway map).
   const rule = await selectionRule(store, r.mode, r.runId, r.bandMs, undefined, undefined, new Map(), r.log);
   const notNew: { key: string; partition: string }[] = [];

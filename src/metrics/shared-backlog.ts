@@ -13,8 +13,12 @@ export function exportBacklogFromRedis(redis: Redis | Cluster, prefix: string, j
   const refresh = async () => {
     for (const job of jobs) {
       const l = await lastListing(new BookmarkStore(redis, prefix, job));
-      if (!l) continue;
       const labels = { [JOB_LABEL]: job };
+      if (!l) {
+        // Unknown (no run listed yet, or the bookmark was reset or rewound since): no stale figure.
+        for (const g of [backlogFiles, backlogBytes, backlogOldestAge]) g.remove(labels);
+        continue;
+      }
       backlogFiles.set(labels, l.files);
       backlogBytes.set(labels, l.bytes);
       backlogOldestAge.set(labels, l.oldestUnprocessed === null ? 0 : Math.max(0, (Date.now() - l.oldestUnprocessed) / 1000));

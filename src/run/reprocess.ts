@@ -23,10 +23,10 @@ import type { RunState } from "./states.js";
 export interface ReprocessSpec {
   /** Partition values as `k=v`: several values of one key are alternatives, different keys must all match. */
   partitions?: string[];
-  /** Last-modified at or after this instant (ISO 8601 or epoch ms). */
-  since?: string;
+  /** Last-modified at or after this instant (ISO 8601, or epoch ms as a number or a string of digits). */
+  since?: string | number;
   /** Last-modified before this instant. */
-  until?: string;
+  until?: string | number;
   /** Exactly these keys (relative to the source root). */
   keys?: string[];
 }
@@ -50,12 +50,25 @@ export interface ReprocessResult {
 const REQUEST_TTL_S = RUN_TTL_S;
 const LOOKUPS = 16;
 
+/** A reprocess criterion that cannot be used: E_CONFIG (exit 2; 400 on the API, naming the body field). */
+export class ReprocessSpecError extends ConfigError {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** An instant given as ISO 8601 or epoch milliseconds. */
-function instant(v: string | undefined, name: string): number | undefined {
+function instant(v: string | number | undefined, name: "since" | "until"): number | undefined {
   if (v === undefined || v === "") return undefined;
-  const t = /^\d+$/.test(v.trim()) ? Number(v.trim()) : Date.parse(v);
+  const t = typeof v === "number" ? v : /^\d+$/.test(v.trim()) ? Number(v.trim()) : Date.parse(v);
   if (!Number.isFinite(t))
-    throw new ConfigError(`${name}: ${JSON.stringify(v)} is not a time; give ISO 8601 (2024-05-01T00:00:00Z) or epoch milliseconds`);
+    throw new ReprocessSpecError(
+      `body/${name}`,
+      `${name} (--${name}): ${JSON.stringify(v)} is not a time; give ISO 8601 (2024-05-01T00:00:00Z) or epoch milliseconds`,
+    );
   return t;
 }
 
@@ -65,11 +78,15 @@ function partitionCriteria(given: readonly string[], partitionKeys: readonly str
   for (const p of given) {
     const eq = p.indexOf("=");
     if (eq <= 0)
-      throw new ConfigError(`--partition ${JSON.stringify(p)}: give key=value, e.g. --partition ${partitionKeys[0] ?? "dt"}=2024-01-01`);
+      throw new ReprocessSpecError(
+        "body/partitions",
+        `partition ${JSON.stringify(p)} (--partition, partitions): give key=value, e.g. ${partitionKeys[0] ?? "dt"}=2024-01-01`,
+      );
     const k = p.slice(0, eq);
     if (!partitionKeys.includes(k))
-      throw new ConfigError(
-        `--partition ${JSON.stringify(p)}: job "${job}" has ${partitionKeys.length ? `partition keys ${partitionKeys.join(", ")}` : "no partition keys (source.partitionKeys)"}, not ${JSON.stringify(k)}`,
+      throw new ReprocessSpecError(
+        "body/partitions",
+        `partition ${JSON.stringify(p)} (--partition, partitions): job "${job}" has ${partitionKeys.length ? `partition keys ${partitionKeys.join(", ")}` : "no partition keys (source.partitionKeys)"}, not ${JSON.stringify(k)}`,
       );
     out.set(k, (out.get(k) ?? new Set()).add(p.slice(eq + 1)));
   }
@@ -128,11 +145,17 @@ export async function startReprocess(ctx: StepContext, job: string, spec: Reproc
   const jc = ctx.cfg.jobs[job]!;
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, job);
   const parts = partitionCriteria(spec.partitions ?? [], jc.source.partitionKeys, job);
-  const since = instant(spec.since, "--since");
-  const until = instant(spec.until, "--until");
-  if (since !== undefined && until !== undefined && since >= until) throw new ConfigError(`--since must be before --until`);
+  const since = instant(spec.since, "since");
+  const until = instant(spec.until, "until");
+  if (since !== undefined && until !== undefined && since >= until)
+    throw new ReprocessSpecError("body/until", "since (--since) must be before until (--until)");
+  if (spec.keys && spec.keys.length === 0)
+    throw new ReprocessSpecError("body/keys", "keys (--keys-from) is empty: give at least one key, or leave keys out");
   if (!parts.size && since === undefined && until === undefined && !spec.keys)
-    throw new ConfigError("say what to reprocess: --partition k=v, --since/--until, or --keys-from FILE (all of them narrow together)");
+    throw new ReprocessSpecError(
+      "body",
+      "say what to reprocess: partitions (--partition k=v), since/until (--since/--until) or keys (--keys-from FILE); given together they narrow",
+    );
   const source = await openSource(jc.source.path, ctx.cfg.s3, { recurse: jc.source.recurse });
   await source.check();
   const matches = (o: SourceObject): PlannedFile | null => {
