@@ -77,7 +77,9 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
     const processor = await loadProcessor(task.processor);
     const options = await validateOptions(task.processor, processor, task.processorOptions);
     const source = await cached(sources, `${task.sourceUri}\u0000${JSON.stringify(task.s3)}`, () => openSource(task.sourceUri, task.s3));
-    const sink = await cached(sinks, `${task.outputUri}\u0000${JSON.stringify(task.s3)}`, () => openSink(task.outputUri, task.s3));
+    const sink = await cached(sinks, `${task.outputUri}\u0000${JSON.stringify(task.s3)}\u0000${JSON.stringify(task.outputS3 ?? {})}`, () =>
+      openSink(task.outputUri, task.s3, task.outputS3),
+    );
     const outKey = outputKeyOf(processor, task.key);
     input = await openInput(source, task, processor.decompress !== false);
     writer = await sink.create(outKey, processor.contentType);

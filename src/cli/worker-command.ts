@@ -47,7 +47,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
     : undefined;
   // Temp files of workers killed on this host are removed before this one starts writing.
   for (const j of jobCfgs) {
-    const sink = await openSink(j.output.path, cfg.s3).catch(() => undefined);
+    const sink = await openSink(j.output.path, cfg.s3, j.output.s3).catch(() => undefined);
     const n = await sink?.sweepTempFiles?.().catch(() => 0);
     if (n) log.info("removed temp files of killed workers", { output: j.output.path, files: n });
   }

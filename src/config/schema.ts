@@ -234,6 +234,68 @@ export const triggersSchema = z
   })
   .strict();
 
+/**
+ * `output.s3`: how outputs are stored on S3 (put on every output object, the manifests and the
+ * write probe included, so that a bucket policy requiring them is met).
+ */
+export const outputS3Schema = z
+  .object({
+    /** Server-side encryption: `AES256` (SSE-S3), `aws:kms` (SSE-KMS) or `aws:kms:dsse`. Default: the bucket's. */
+    serverSideEncryption: z.enum(["AES256", "aws:kms", "aws:kms:dsse"]).optional(),
+    /** With aws:kms: the KMS key (id, alias or ARN). Default: the account's aws/s3 key. */
+    kmsKeyId: z.string().min(1).optional(),
+    /** With aws:kms: use an S3 Bucket Key (fewer KMS requests). */
+    bucketKeyEnabled: z.boolean().optional(),
+    /** Storage class of the outputs. Default STANDARD. */
+    storageClass: z
+      .enum([
+        "STANDARD",
+        "REDUCED_REDUNDANCY",
+        "STANDARD_IA",
+        "ONEZONE_IA",
+        "INTELLIGENT_TIERING",
+        "GLACIER",
+        "DEEP_ARCHIVE",
+        "GLACIER_IR",
+        "EXPRESS_ONEZONE",
+      ])
+      .optional(),
+    /** A canned ACL, e.g. `bucket-owner-full-control` for cross-account buckets. Default none (the bucket's ownership rules). */
+    acl: z
+      .enum([
+        "private",
+        "public-read",
+        "public-read-write",
+        "authenticated-read",
+        "aws-exec-read",
+        "bucket-owner-read",
+        "bucket-owner-full-control",
+      ])
+      .optional(),
+    /** Content-Type of every output, instead of the processor's (e.g. `application/x-ndjson`). */
+    contentType: z.string().min(1).optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.kmsKeyId !== undefined && !o.serverSideEncryption?.startsWith("aws:kms"))
+      ctx.addIssue({ code: "custom", path: ["kmsKeyId"], message: "a KMS key needs serverSideEncryption: aws:kms (or aws:kms:dsse)" });
+    if (o.bucketKeyEnabled !== undefined && !o.serverSideEncryption?.startsWith("aws:kms"))
+      ctx.addIssue({ code: "custom", path: ["bucketKeyEnabled"], message: "a Bucket Key needs serverSideEncryption: aws:kms" });
+  });
+
+/** Where a job writes: a folder or `s3://bucket/prefix/`, with S3 storage settings. */
+export const outputSchema = z
+  .object({ path: z.string().min(1), s3: outputS3Schema.optional() })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.s3 && !o.path.startsWith("s3://"))
+      ctx.addIssue({
+        code: "custom",
+        path: ["s3"],
+        message: `S3 settings apply to s3:// outputs; output.path is ${JSON.stringify(o.path)}`,
+      });
+  });
+
 export const jobSchema = z
   .object({
     source: sourceSchema,
@@ -250,7 +312,7 @@ export const jobSchema = z
      * instead of succeeding with an empty output. An empty file is processed, not bad. Default 0.5.
      */
     maxBadRecordRatio: z.number().min(0).max(1).default(DEFAULTS.maxBadRecordRatio),
-    output: z.object({ path: z.string().min(1) }).strict(),
+    output: outputSchema,
     bookmark: bookmarkSchema.default(() => bookmarkSchema.parse({})),
     worker: workerSchema.default(() => workerSchema.parse({})),
     /** Files per batch; a run's selection is split per partition and then into batches of this size. Default 100. */

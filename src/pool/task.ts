@@ -1,4 +1,5 @@
 import type { Failure } from "../failures.js";
+import type { OutputS3Settings } from "../sink/types.js";
 import type { S3Settings } from "../source/types.js";
 
 /**
@@ -13,6 +14,8 @@ export interface FileTask {
   /** The job's processorOptions, with `${env:NAME}` references resolved on this worker. */
   processorOptions: Record<string, unknown>;
   s3: S3Settings;
+  /** How outputs are stored on S3 (config `output.s3`). */
+  outputS3?: OutputS3Settings;
   key: string;
   /** Size in bytes as listed. */
   size: number;

@@ -105,6 +105,7 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
             processor: jc.processor,
             processorOptions: options,
             s3: ctx.cfg.s3,
+            outputS3: jc.output.s3,
             key: f.key,
             size: f.size,
             partition: d.partitionValues,

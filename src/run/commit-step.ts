@@ -139,7 +139,7 @@ async function writeManifest(ctx: StepContext, store: BookmarkStore, d: CommitDa
     1,
   );
   const key = manifestKey(d.runId, d.partition);
-  const sink = await openSink(jc.output.path, ctx.cfg.s3);
+  const sink = await openSink(jc.output.path, ctx.cfg.s3, jc.output.s3);
   const w = await sink.create(key, "application/json", { internal: true });
   await new Promise<void>((resolve, reject) => w.stream.end(body, (err?: Error | null) => (err ? reject(err) : resolve())));
   await w.commit();

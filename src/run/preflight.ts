@@ -57,7 +57,7 @@ export async function preflight(o: { cfg: TrancheConfig; job: string; pool: File
   const warnings = [...pf.warnings];
   const source = await openSource(jc.source.path, o.cfg.s3, { recurse: jc.source.recurse });
   await named(field("source.path"), () => source.check());
-  const sink = await openSink(jc.output.path, o.cfg.s3);
+  const sink = await openSink(jc.output.path, o.cfg.s3, jc.output.s3);
   const probe = await named(field("output.path"), () => sink.probe());
   if (probe.warning) warnings.push(probe.warning);
   if (sink.sweepTempFiles) {

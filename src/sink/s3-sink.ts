@@ -1,13 +1,13 @@
 import { PassThrough, type TransformCallback } from "node:stream";
 import { randomBytes } from "node:crypto";
-import { DeleteObjectCommand, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, PutObjectCommand, type PutObjectCommandInput, type S3Client } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
 import { messageOf, type TypedFailure } from "../failures.js";
 import { s3CheckError } from "../source/check-errors.js";
 import { endpointOf, formatS3Uri, parseS3Uri } from "../source/s3-client.js";
 import { classifyS3Error, s3ErrorCode } from "../source/s3-errors.js";
 import { checkOutputKey, fitOutputKey, S3_OUTPUT_LIMITS, TRANCHE_DIR, type OutputKeyLimits } from "./output-name.js";
-import type { Sink, SinkWriter } from "./types.js";
+import type { OutputS3Settings, Sink, SinkWriter } from "./types.js";
 
 /** S3 rejects multipart parts (other than the last) smaller than 5 MiB. */
 export const MIN_PART_SIZE = 5 * 1024 * 1024;
@@ -18,6 +18,19 @@ export interface S3SinkOptions {
   partSizeBytes?: number;
   /** Parts uploaded concurrently per object; default 4. */
   queueSize?: number;
+  /** Encryption, storage class, ACL and content type of the objects (config `output.s3`). */
+  put?: OutputS3Settings;
+}
+
+/** The PutObject / CreateMultipartUpload parameters of `output.s3` (the content type aside). */
+export function putParams(o: OutputS3Settings = {}): Partial<PutObjectCommandInput> {
+  return {
+    ...(o.serverSideEncryption ? { ServerSideEncryption: o.serverSideEncryption } : {}),
+    ...(o.kmsKeyId ? { SSEKMSKeyId: o.kmsKeyId } : {}),
+    ...(o.bucketKeyEnabled !== undefined ? { BucketKeyEnabled: o.bucketKeyEnabled } : {}),
+    ...(o.storageClass ? { StorageClass: o.storageClass as PutObjectCommandInput["StorageClass"] } : {}),
+    ...(o.acl ? { ACL: o.acl as PutObjectCommandInput["ACL"] } : {}),
+  };
 }
 
 /** A PassThrough that counts the bytes written through it. */
@@ -43,6 +56,7 @@ export class S3Sink implements Sink {
   readonly prefix: string;
   private readonly partSize: number;
   private readonly queueSize: number;
+  private readonly put: OutputS3Settings;
   /** S3's 1024-byte key limit counts the prefix too. */
   private readonly limits: OutputKeyLimits;
 
@@ -57,6 +71,7 @@ export class S3Sink implements Sink {
     this.prefix = prefix;
     this.partSize = Math.max(MIN_PART_SIZE, opts.partSizeBytes ?? DEFAULT_PART_SIZE);
     this.queueSize = Math.max(1, Math.floor(opts.queueSize ?? 4));
+    this.put = opts.put ?? {};
     this.limits = { ...S3_OUTPUT_LIMITS, maxKeyBytes: S3_OUTPUT_LIMITS.maxKeyBytes - Buffer.byteLength(prefix) };
   }
 
@@ -66,13 +81,16 @@ export class S3Sink implements Sink {
     const fullKey = this.prefix + fitted;
     const location = formatS3Uri(this.bucket, this.prefix, fitted);
     const stream = new CountingPassThrough();
+    // output.s3.contentType names the outputs' type; tranche's own files (manifests) keep theirs.
+    const type = o.internal ? contentType : (this.put.contentType ?? contentType);
     const upload = new Upload({
       client: this.client,
       params: {
         Bucket: this.bucket,
         Key: fullKey,
         Body: stream,
-        ...(contentType ? { ContentType: contentType } : {}),
+        ...putParams(this.put),
+        ...(type ? { ContentType: type } : {}),
       },
       partSize: this.partSize,
       queueSize: this.queueSize,
@@ -123,7 +141,8 @@ export class S3Sink implements Sink {
   async probe(): Promise<{ warning?: string }> {
     const key = `${this.prefix}${TRANCHE_DIR}/probe-${randomBytes(6).toString("hex")}`;
     try {
-      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: "tranche probe\n" }));
+      // With the outputs' encryption, ACL and storage class: a bucket policy requiring them refuses a bare put.
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: "tranche probe\n", ...putParams(this.put) }));
     } catch (err) {
       const endpoint = await endpointOf(this.client);
       throw s3CheckError(err, { bucket: this.bucket, prefix: this.prefix, key, op: "write", what: "cannot write to output", endpoint });

@@ -36,3 +36,13 @@ export interface Sink {
    */
   sweepTempFiles?(opts?: { maxAgeMs?: number }): Promise<number>;
 }
+
+/** How outputs are stored on S3 (config `output.s3`; see src/config/schema.ts). */
+export interface OutputS3Settings {
+  serverSideEncryption?: "AES256" | "aws:kms" | "aws:kms:dsse";
+  kmsKeyId?: string;
+  bucketKeyEnabled?: boolean;
+  storageClass?: string;
+  acl?: string;
+  contentType?: string;
+}

@@ -1,5 +1,5 @@
 import { LocalSink } from "../sink/local-sink.js";
-import type { Sink } from "../sink/types.js";
+import type { OutputS3Settings, Sink } from "../sink/types.js";
 import { LocalSource } from "./local-source.js";
 import type { S3Settings, Source } from "./types.js";
 
@@ -15,11 +15,11 @@ export async function openSource(uri: string, s3: S3Settings = {}, opts: { recur
   return new LocalSource(uri, opts);
 }
 
-/** Opens a sink by URI: `s3://bucket/prefix/` or `file:///abs/path`. */
-export async function openSink(uri: string, s3: S3Settings = {}): Promise<Sink> {
+/** Opens a sink by URI: `s3://bucket/prefix/` (stored as `put` says: config `output.s3`) or `file:///abs/path`. */
+export async function openSink(uri: string, s3: S3Settings = {}, put?: OutputS3Settings): Promise<Sink> {
   if (uri.startsWith("s3://")) {
     const [{ S3Sink }, { makeS3Client }] = await Promise.all([import("../sink/s3-sink.js"), import("./s3-client.js")]);
-    return new S3Sink(uri, makeS3Client(s3));
+    return new S3Sink(uri, makeS3Client(s3), { put });
   }
   return new LocalSink(uri);
 }

@@ -87,6 +87,8 @@ export interface S3Proxy {
   clear(): void;
   /** Requests seen per operation since the start or the last `reset()` (faulted ones included). */
   counts(): Partial<Record<S3Operation, number>>;
+  /** Every request since the start or the last `reset()`: its operation, decoded path and headers. */
+  requests(): { op: S3Operation; path: string; headers: http.IncomingHttpHeaders }[];
   reset(): void;
   close(): Promise<void>;
 }
@@ -131,6 +133,7 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
   const agent = new http.Agent({ keepAlive: true });
   const rules: ActiveRule[] = [];
   let counts: Partial<Record<S3Operation, number>> = {};
+  let seen: { op: S3Operation; path: string; headers: http.IncomingHttpHeaders }[] = [];
   const sockets = new Set<Socket>();
 
   function forward(req: http.IncomingMessage, res: http.ServerResponse, reset?: { afterBytes?: number }): void {
@@ -182,6 +185,7 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
     } catch {
       path = url.pathname;
     }
+    seen.push({ op, path, headers: req.headers });
     const rule = rules.find((r) => matches(r, method, op, path));
     if (!rule) return forward(req, res);
     rule.hits++;
@@ -223,7 +227,11 @@ export async function startS3Proxy(upstream: string): Promise<S3Proxy> {
     },
     clear: () => void rules.splice(0),
     counts: () => ({ ...counts }),
-    reset: () => void (counts = {}),
+    requests: () => [...seen],
+    reset: () => {
+      counts = {};
+      seen = [];
+    },
     async close() {
       rules.splice(0);
       for (const s of sockets) s.destroy();
