@@ -12,6 +12,7 @@ export const BUILT_IN: Record<string, string> = {
   ndjson: "./processors/ndjson.js",
   csv: "./processors/csv.js",
   copy: "./processors/copy.js",
+  sql: "./processors/sql.js",
 };
 
 const loaded = new Map<string, Promise<Processor>>();

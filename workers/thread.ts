@@ -35,10 +35,15 @@ const SMALL_FILE = 1 << 20;
 
 const identity = (key: string) => key;
 
+/** A processor's `schema` result as it may cross the thread boundary: column → type name. */
+function isSchema(v: unknown): v is Record<string, string> {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && Object.values(v).every((t) => typeof t === "string");
+}
+
 /** The output key of an input key; a processor's `outputName` that throws is the file's failure. */
-function outputKeyOf(processor: Processor, key: string): string {
+function outputKeyOf(processor: Processor, key: string, options: Record<string, unknown>): string {
   try {
-    return (processor.outputName ?? identity)(key);
+    return (processor.outputName ?? identity)(key, options);
   } catch (err) {
     throw new FileError("E_OUTPUT_NAME", `${key}: the processor's outputName refused it: ${messageOf(err)}`, { cause: err });
   }
@@ -73,6 +78,21 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
   let input: DecodedInput | undefined;
   let outputError: unknown;
   let writer: Awaited<ReturnType<Sink["create"]>> | undefined;
+  // The file's timeout, told to the processor first (it may stop native work, e.g. a DuckDB query);
+  // the pool stops the thread only if the processor does not end soon after.
+  const cancel = new AbortController();
+  const timer = task.timeoutMs
+    ? setTimeout(
+        () =>
+          cancel.abort(
+            new FileError(
+              "E_FILE_TIMEOUT",
+              `${task.key}: timed out after ${Math.round(task.timeoutMs! / 1000)} s (worker.fileTimeoutSeconds)`,
+            ),
+          ),
+        task.timeoutMs,
+      )
+    : undefined;
   try {
     const processor = await loadProcessor(task.processor);
     const options = await validateOptions(task.processor, processor, task.processorOptions);
@@ -80,9 +100,10 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
     const sink = await cached(sinks, `${task.outputUri}\u0000${JSON.stringify(task.s3)}\u0000${JSON.stringify(task.outputS3 ?? {})}`, () =>
       openSink(task.outputUri, task.s3, task.outputS3),
     );
-    const outKey = outputKeyOf(processor, task.key);
+    const outKey = outputKeyOf(processor, task.key, options);
     input = await openInput(source, task, processor.decompress !== false);
-    writer = await sink.create(outKey, processor.contentType);
+    const contentType = typeof processor.contentType === "function" ? processor.contentType(options) : processor.contentType;
+    writer = await sink.create(outKey, contentType);
     // An output stream error (disk full, S3 refused) must fail the file, not hang it.
     const outputFailed = new Promise<never>((_, reject) =>
       writer!.stream.once("error", (e) => {
@@ -100,6 +121,7 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
         input: input.input,
         output: writer.stream,
         options,
+        signal: cancel.signal,
         reportError(reason, where) {
           badRecords++;
           if (errors.length < 10) errors.push(`${task.key}${where?.line ? `:${where.line}` : ""}: ${reason}`);
@@ -141,14 +163,18 @@ export default async function processFile(task: FileTask): Promise<FileOutcome> 
         bytesOut: committed.bytes,
         records,
         badRecords,
+        ...(isSchema(result.schema) ? { schema: result.schema } : {}),
         errors,
       },
     };
   } catch (err) {
-    const failure = classify(err, task.key, input, outputError);
+    const timedOut = cancel.signal.aborted && isTypedFailure(cancel.signal.reason) ? cancel.signal.reason : undefined;
+    const failure = timedOut ?? classify(err, task.key, input, outputError);
     await writer?.abort(failure).catch(() => undefined);
     input?.input.destroy();
     return { ok: false, failure: failure.toFailure() };
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -178,11 +204,13 @@ export async function preflight(task: PreflightTask): Promise<PreflightOutcome> 
 export async function outputNames(task: NamesTask): Promise<NamesOutcome> {
   try {
     const processor = await loadProcessor(task.processor);
+    // Names may depend on the options (an output format); options that do not validate fail the run elsewhere.
+    const options = await validateOptions(task.processor, processor, task.processorOptions).catch(() => task.processorOptions);
     return {
       ok: true,
       names: task.keys.map((k) => {
         try {
-          return outputKeyOf(processor, k);
+          return outputKeyOf(processor, k, options);
         } catch {
           return null;
         }

@@ -26,6 +26,12 @@ export function keys(prefix: string, job: string) {
     bandIndex: (p: string) => `${j}:p:${p}:bidx`,
     /** zset — leased key → last-modified: files selected by runs that have not committed them (holds wm below them). P, C. */
     lease: (p: string) => `${j}:p:${p}:lease`,
+    /**
+     * hash — the output schema first seen in a partition (sql processor, Parquet output): column →
+     * type; later files with another type for a column are reported as schema drift. Expires 30 days
+     * after its last write. W.
+     */
+    schema: (p: string) => `${j}:p:${p}:schema`,
     /** hash — leased key → owner run id (the other half of a lease). P, C. */
     leaseRun: (p: string) => `${j}:p:${p}:leaserun`,
     /** set — runs whose leases another run took over in this partition (a takeover needs the owner presumed dead). P, C. */

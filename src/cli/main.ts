@@ -141,6 +141,7 @@ program
   .option("--job <name>", "consume only this job's queue (repeatable; default all jobs)", collect)
   .option("--threads <n>", "worker threads", int("--threads", 1))
   .option("--max-old-generation-size-mb <mb>", "V8 heap limit per thread", int("--max-old-generation-size-mb", 16))
+  .option("--native-memory-mb <mb>", "native memory per thread for the sql processor's DuckDB", int("--native-memory-mb", 64))
   .option("--files-per-thread <n>", "files one thread works on at once (they share its heap)", int("--files-per-thread", 1))
   .option("--concurrency <n>", "batches at once per queue", int("--concurrency", 1))
   .option("--metrics-port <port>", "port of /metrics and /healthz (0 = off)", int("--metrics-port", 0, 65535))

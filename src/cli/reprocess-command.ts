@@ -84,7 +84,12 @@ export async function reprocessCommand(job: string, opts: ReprocessOptions): Pro
   const threads = opts.threads ?? jc.worker.threads;
   const pool = opts.detach
     ? undefined
-    : new FilePool({ threads, maxOldGenerationSizeMb: jc.worker.maxOldGenerationSizeMb, filesPerThread: jc.worker.filesPerThread });
+    : new FilePool({
+        threads,
+        maxOldGenerationSizeMb: jc.worker.maxOldGenerationSizeMb,
+        nativeMemoryMb: jc.worker.nativeMemoryMb,
+        filesPerThread: jc.worker.filesPerThread,
+      });
   let conn: Awaited<ReturnType<typeof openConnections>>;
   try {
     if (pool) await preflight({ cfg, job, pool, log });

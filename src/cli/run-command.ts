@@ -64,6 +64,7 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
   const pool = new FilePool({
     threads,
     maxOldGenerationSizeMb: job.worker.maxOldGenerationSizeMb,
+    nativeMemoryMb: job.worker.nativeMemoryMb,
     filesPerThread: job.worker.filesPerThread,
   });
   // The metrics port, then the job, are checked before Redis is touched: a refused configuration

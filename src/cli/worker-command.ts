@@ -14,6 +14,7 @@ export interface WorkerCommandOptions {
   job?: string[];
   threads?: number;
   maxOldGenerationSizeMb?: number;
+  nativeMemoryMb?: number;
   filesPerThread?: number;
   concurrency?: number;
   metricsPort?: number;
@@ -30,6 +31,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const jobCfgs = jobs.map((j) => cfg.jobs[j]!);
   const threads = opts.threads ?? Math.max(...jobCfgs.map((j) => j.worker.threads));
   const heap = opts.maxOldGenerationSizeMb ?? Math.max(...jobCfgs.map((j) => j.worker.maxOldGenerationSizeMb));
+  const nativeMemoryMb = opts.nativeMemoryMb ?? Math.max(...jobCfgs.map((j) => j.worker.nativeMemoryMb));
   const conn = await openConnections(cfg);
   let stopping = false;
   const running = { worker: undefined as BatchWorker | undefined };
@@ -54,6 +56,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   const pool = new FilePool({
     threads,
     maxOldGenerationSizeMb: heap,
+    nativeMemoryMb,
     filesPerThread: opts.filesPerThread ?? Math.max(...jobCfgs.map((j) => j.worker.filesPerThread)),
   });
   const worker = new BatchWorker({
@@ -71,7 +74,7 @@ export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
   for (const j of jobs) initJobMetrics(j);
   const stopBacklog = exportBacklogFromRedis(conn.redis, cfg.prefix, jobs);
   await worker.start();
-  log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, metricsPort: metrics?.port, pid: process.pid });
+  log.info("worker started", { jobs, threads, maxOldGenerationSizeMb: heap, nativeMemoryMb, metricsPort: metrics?.port, pid: process.pid });
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       if (stopping) return;

@@ -6,6 +6,8 @@ export const DEFAULTS = {
   worker: {
     threads: 2,
     maxOldGenerationSizeMb: 256,
+    /** Native (off-heap) memory per thread for the sql processor's DuckDB (`memory_limit`), in MiB. */
+    nativeMemoryMb: 512,
     filesPerThread: 1,
     concurrency: 1,
     /** A file running longer than this fails alone (its thread is stopped). */

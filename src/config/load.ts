@@ -79,7 +79,7 @@ function closest(name: string, options: readonly string[]): string | undefined {
   return best && best[1] <= 2 ? best[0] : undefined;
 }
 
-export const BUILT_IN_PROCESSORS = ["ndjson", "csv", "copy"] as const;
+export const BUILT_IN_PROCESSORS = ["ndjson", "csv", "copy", "sql"] as const;
 
 /** Validates a parsed config object (already read from YAML), applying env overrides. */
 export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: NodeJS.ProcessEnv; file?: string } = {}): TrancheConfig {

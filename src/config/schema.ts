@@ -167,6 +167,13 @@ export const workerSchema = z
     /** V8 old-generation heap limit per thread, in MiB. Default 256. */
     maxOldGenerationSizeMb: z.number().int().min(16).default(W.maxOldGenerationSizeMb),
     /**
+     * Native memory per thread for the `sql` processor's DuckDB (its `memory_limit`, spilling to
+     * the thread's scratch folder beyond it), in MiB; outside the V8 heap, so not bounded by
+     * maxOldGenerationSizeMb. A pod needs about threads × (maxOldGenerationSizeMb + nativeMemoryMb)
+     * plus headroom (docs/sql.md). Default 512.
+     */
+    nativeMemoryMb: z.number().int().min(64).default(W.nativeMemoryMb),
+    /**
      * Files one thread works on at once; they share its heap. Default 1, so that a thread that
      * runs out of memory (or hangs) fails only its own file. 2–8 speeds up small, I/O-bound files,
      * at the price that such a failure cannot be blamed on one file (it is retried, never dead-lettered).
@@ -299,7 +306,7 @@ export const outputSchema = z
 export const jobSchema = z
   .object({
     source: sourceSchema,
-    /** Built-in name (`ndjson`, `csv`, `copy`) or a path to a processor module. */
+    /** Built-in name (`ndjson`, `csv`, `copy`, `sql`) or a path to a processor module. */
     processor: z.string().min(1),
     /**
      * Options passed to the processor (e.g. `transform` for ndjson, `delimiter` for csv), checked

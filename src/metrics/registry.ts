@@ -41,6 +41,13 @@ export const badRecords = new Counter({
   labelNames: [JOB_LABEL],
   registers: [registry],
 });
+/** Output columns whose type differs from the first one seen in their partition (sql processor, Parquet output). */
+export const schemaDrift = new Counter({
+  name: "tranche_schema_drift_total",
+  help: "Output columns whose type differs from the first type seen for them in the file's partition (Parquet outputs)",
+  labelNames: [JOB_LABEL],
+  registers: [registry],
+});
 export const deadLettersTotal = new Counter({
   name: "tranche_dead_letters_total",
   help: "Files set aside as dead letters after failing with file errors in bookmark.deadLetterAfterRuns runs",
@@ -178,6 +185,7 @@ export function initJobMetrics(job: string): void {
   bytesProcessed.inc(l, 0);
   badRecords.inc(l, 0);
   deadLettersTotal.inc(l, 0);
+  schemaDrift.inc(l, 0);
   for (const reason of ["gone", "archived"]) filesSkipped.inc({ ...l, reason }, 0);
   for (const outcome of ["ok", "retry", "failed"]) batchesTotal.inc({ ...l, outcome }, 0);
   for (const status of RUN_STATUSES) runsTotal.inc({ ...l, status }, 0);

@@ -6,6 +6,7 @@ import { FileError, JobError, fromFailure, isTypedFailure, messageOf, type Typed
 import type { FileOutcome, FileResult, FileTask, NamesOutcome, NamesTask, PreflightOutcome, PreflightTask } from "./task.js";
 import { utilizationSources } from "../metrics/registry.js";
 import { packageRoot } from "../package-root.js";
+import { removeScratch, sweepDeadScratch } from "./scratch.js";
 
 /** The compiled worker-thread entry (`npm run build` makes it). */
 export function threadEntry(): string {
@@ -20,6 +21,11 @@ export interface FilePoolOptions {
   /** V8 old-generation heap limit per thread in MiB. @defaultValue 256 */
   maxOldGenerationSizeMb?: number;
   /**
+   * Native memory per thread for the `sql` processor's DuckDB (`memory_limit`), in MiB; the
+   * threads read it from their workerData. @defaultValue 512
+   */
+  nativeMemoryMb?: number;
+  /**
    * Files one thread works on at once (they share its heap). Default 1: a thread that runs out of
    * memory or hangs then fails only its own file. Raise it for small, I/O-bound files.
    * @defaultValue 1
@@ -28,6 +34,13 @@ export interface FilePoolOptions {
 }
 
 const TIMED_OUT = Symbol("file timeout");
+
+/**
+ * How long after a file's timeout its thread is stopped, if the processor has not ended by then:
+ * the thread aborts the processor's signal at the timeout itself, so that native work (a DuckDB
+ * query) is interrupted first; stopping a thread in the middle of such work can abort the process.
+ */
+const STOP_GRACE_MS = 3000;
 
 /**
  * A Piscina pool of worker threads, each under a V8 heap limit. A thread that runs out of memory
@@ -39,12 +52,17 @@ export class FilePool {
   private readonly pool: Piscina;
   readonly threads: number;
   readonly maxOldGenerationSizeMb: number;
+  readonly nativeMemoryMb: number;
   readonly filesPerThread: number;
+  /** Ids of the pool's threads seen alive (a thread's id reads -1 once it has exited). */
+  private readonly threadIds = new Set<number>();
 
   constructor(opts: FilePoolOptions = {}) {
     this.threads = opts.threads ?? DEFAULTS.worker.threads;
     this.maxOldGenerationSizeMb = opts.maxOldGenerationSizeMb ?? DEFAULTS.worker.maxOldGenerationSizeMb;
     this.filesPerThread = opts.filesPerThread ?? DEFAULTS.worker.filesPerThread;
+    this.nativeMemoryMb = opts.nativeMemoryMb ?? DEFAULTS.worker.nativeMemoryMb;
+    sweepDeadScratch();
     this.pool = new Piscina({
       filename: threadEntry(),
       minThreads: this.threads,
@@ -53,7 +71,13 @@ export class FilePool {
       resourceLimits: { maxOldGenerationSizeMb: this.maxOldGenerationSizeMb },
       recordTiming: false,
       concurrentTasksPerWorker: this.filesPerThread,
+      workerData: { nativeMemoryMb: this.nativeMemoryMb },
     });
+    // A thread that goes (out of memory, timed out, closed) leaves its scratch folder (spooled inputs) behind.
+    this.pool.on("workerCreate", () => {
+      for (const t of this.pool.threads) if (t.threadId > 0) this.threadIds.add(t.threadId);
+    });
+    this.pool.on("workerDestroy", () => setImmediate(() => this.removeGoneScratch()));
     utilizationSources.add(this.reportUtilization);
   }
 
@@ -63,11 +87,13 @@ export class FilePool {
    */
   async run(task: FileTask, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<FileResult> {
     const ctl = new AbortController();
-    const timer = opts.timeoutMs ? setTimeout(() => ctl.abort(TIMED_OUT), opts.timeoutMs) : undefined;
+    const timer = opts.timeoutMs ? setTimeout(() => ctl.abort(TIMED_OUT), opts.timeoutMs + STOP_GRACE_MS) : undefined;
     const onOuter = () => ctl.abort(opts.signal?.reason);
     opts.signal?.addEventListener("abort", onOuter, { once: true });
     try {
-      const out = (await this.pool.run(task, { signal: ctl.signal })) as FileOutcome;
+      const out = (await this.pool.run(opts.timeoutMs ? { ...task, timeoutMs: opts.timeoutMs } : task, {
+        signal: ctl.signal,
+      })) as FileOutcome;
       if (out.ok) return out.result;
       throw fromFailure(out.failure);
     } catch (err) {
@@ -108,6 +134,14 @@ export class FilePool {
     return out.names;
   }
 
+  /** Removes the scratch folders of threads no longer in the pool. */
+  private removeGoneScratch(): Promise<unknown> {
+    const live = new Set(this.pool.threads.map((t) => t.threadId));
+    const gone = [...this.threadIds].filter((id) => !live.has(id));
+    for (const id of gone) this.threadIds.delete(id);
+    return Promise.all(gone.map((id) => removeScratch(id)));
+  }
+
   private readonly reportUtilization = () => this.pool.utilization;
 
   get utilization(): number {
@@ -120,5 +154,8 @@ export class FilePool {
   async close(): Promise<void> {
     utilizationSources.delete(this.reportUtilization);
     await this.pool.close();
+    const ids = [...this.threadIds];
+    this.threadIds.clear();
+    await Promise.all(ids.map((id) => removeScratch(id)));
   }
 }

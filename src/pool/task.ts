@@ -20,6 +20,11 @@ export interface FileTask {
   /** Size in bytes as listed. */
   size: number;
   partition: Record<string, string>;
+  /**
+   * The file's timeout (worker.fileTimeoutSeconds): the thread aborts the processor's `signal` then;
+   * the pool stops the thread a little later if the processor has not ended.
+   */
+  timeoutMs?: number;
   /** A file with more than this share of bad records fails as a file error (`E_BAD_RECORDS`). */
   maxBadRecordRatio: number;
 }
@@ -35,6 +40,8 @@ export interface FileResult {
   badRecords: number;
   /** The first bad-record reasons (at most 10), each naming the file key and line. */
   errors: string[];
+  /** The output's columns and types (column → type), from processors that report them (sql, Parquet output). */
+  schema?: Record<string, string>;
 }
 
 /** A thread's answer for one file: never a thrown error, so the failure's type survives the boundary. */

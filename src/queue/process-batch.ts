@@ -17,11 +17,13 @@ import {
   filesProcessed,
   filesSkipped,
   JOB_LABEL,
+  schemaDrift,
 } from "../metrics/registry.js";
 import type { FilePool } from "../pool/file-pool.js";
 import type { FileResult } from "../pool/task.js";
 import type { BatchJobData } from "./batch-job.js";
 import { judgeBatch, type FileOutcomeOf } from "./failure-policy.js";
+import { checkSchemaDrift } from "./schema-drift.js";
 
 export interface BatchContext {
   redis: Redis | Cluster;
@@ -151,6 +153,18 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1) || (v.jobFailure !== undefined && !v.jobFailure.retryable);
   const countFailures = finalAttempt && !v.jobFailure && d.updateState && jc.bookmark.deadLetterAfterRuns > 0;
   const badRecordErrors = [...results.values()].flatMap((r) => r.errors);
+  // Output columns whose type changed within the partition: reported, the files stay written.
+  const driftErrors: string[] = [];
+  for (const [key, r] of [...results].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!r.schema) continue;
+    for (const x of await checkSchemaDrift(ctx.redis, store.k.schema(d.partition), r.schema)) {
+      schemaDrift.inc(labels);
+      log.warn("schema drift", { key, column: x.column, type: x.now, firstType: x.was });
+      driftErrors.push(
+        `${key}: schema drift: column ${JSON.stringify(x.column)} is ${x.now}, was ${x.was} in earlier files of partition ${d.partition || "(none)"}; pin it with processorOptions.schema`,
+      );
+    }
+  }
   // What each input became, for the partition commit's manifest (before staging: a staged file's output is known).
   if (results.size) {
     const out = store.k.outputs(d.runId, d.partition);
@@ -175,6 +189,7 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
     deadLetterAfterRuns: jc.bookmark.deadLetterAfterRuns,
     errors: [
       ...badRecordErrors,
+      ...driftErrors,
       ...v.fileErrors.map((x) => `${x.failure.code}: ${x.failure.message}`),
       ...(v.jobFailure ? [`${v.jobFailure.code}: ${v.jobFailure.message}`] : []),
     ],

@@ -65,7 +65,12 @@ export async function harness(name: string, job: Record<string, unknown> = {}, t
     name,
     /** Starts an in-process worker (real BullMQ, real threads); `run()` waits until it is up. */
     startWorker(threads = 2, opts: { filesPerThread?: number } = {}) {
-      pool = new FilePool({ threads, maxOldGenerationSizeMb: 64, filesPerThread: opts.filesPerThread });
+      pool = new FilePool({
+        threads,
+        maxOldGenerationSizeMb: 64,
+        nativeMemoryMb: cfg.jobs[name]!.worker.nativeMemoryMb,
+        filesPerThread: opts.filesPerThread,
+      });
       worker = new BatchWorker({ redis, connection: bull, cfg, jobs: [name], pool, concurrency: 2, log });
       starting = worker.start();
       return starting;

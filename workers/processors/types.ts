@@ -16,6 +16,12 @@ export interface ProcessorContext {
   /** `processorOptions` from the job config, validated by `optionsSchema`, `${env:NAME}` references resolved. */
   options: Record<string, unknown>;
   /**
+   * Aborted when the file passes `worker.fileTimeoutSeconds`, with the typed failure as its reason.
+   * A processor holding work the thread cannot stop by itself (a native query) stops it then; the
+   * pool stops the thread a few seconds later anyway.
+   */
+  signal?: AbortSignal;
+  /**
    * Records one bad record (malformed line, failed transform). Processing continues; the file's
    * result reports the count and the first reasons, each with the file key. A file whose records
    * are mostly bad (more than the job's `maxBadRecordRatio`) fails as a file error.
@@ -26,6 +32,12 @@ export interface ProcessorContext {
 export interface ProcessorResult {
   /** Records (or chunks, for byte copies) written. */
   records: number;
+  /**
+   * The output's columns and their types (column → type name), for processors that write typed
+   * outputs (the `sql` processor's Parquet). A type that differs from the first one seen for that
+   * column in the file's partition is reported as schema drift (a warning, a metric, the run's errors).
+   */
+  schema?: Record<string, string>;
 }
 
 /**
@@ -64,10 +76,11 @@ export interface Processor {
    * planner checks) and give keys without empty, `.` or `..` segments.
    * Default: the input key itself (`dt=1/a.json.gz` → `dt=1/a.json.gz`). Names too long for the
    * output store are shortened injectively by the sink (see `src/sink/output-name.ts`).
+   * `options` are the job's validated `processorOptions`, for names that depend on them (an output format).
    */
-  outputName?(key: string): string;
-  /** Content type of the output. */
-  contentType?: string;
+  outputName?(key: string, options?: Record<string, unknown>): string;
+  /** Content type of the output, or a function of the validated `processorOptions` giving it. */
+  contentType?: string | ((options: Record<string, unknown>) => string);
   /**
    * Validates `processorOptions` before anything is leased (and unknown keys are refused, if the
    * schema is strict). Without one, options are passed as they are, with a warning at preflight.

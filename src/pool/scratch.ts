@@ -1,0 +1,54 @@
+/**
+ * Scratch folders of worker threads: `<os.tmpdir()>/tranche-sql-<pid>-<threadId>`, where a thread
+ * spools its input, writes its output before it streams it to the sink, and lets DuckDB spill (the
+ * `sql` processor). The pool removes a thread's folder when the thread goes (a file that timed out
+ * or ran out of heap leaves its spool behind), and folders of dead processes when a pool starts.
+ * Set `TMPDIR` to a disk-backed volume: a memory-backed /tmp counts spills against the pod's memory.
+ */
+import { readdirSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+
+const PREFIX = "tranche-sql-";
+
+/** The scratch folder of one thread of one process. */
+export function scratchDir(threadId: number, pid = process.pid): string {
+  return path.join(os.tmpdir(), `${PREFIX}${pid}-${threadId}`);
+}
+
+/** Removes one thread's scratch folder (it is gone or going). */
+export async function removeScratch(threadId: number, pid = process.pid): Promise<void> {
+  await rm(scratchDir(threadId, pid), { recursive: true, force: true }).catch(() => undefined);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
+/** Removes the scratch folders of processes that no longer run (on this host); returns how many. */
+export function sweepDeadScratch(): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = readdirSync(os.tmpdir());
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const m = /^tranche-sql-(\d+)-\d+$/.exec(name);
+    if (!m || alive(Number(m[1]))) continue;
+    try {
+      rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
+      n++;
+    } catch {
+      /* another process swept it, or it is not ours to remove */
+    }
+  }
+  return n;
+}
