@@ -73,7 +73,7 @@ describe("preflight: a broken job is refused before anything is read or leased",
     await seed(h, 1);
     h.cfg.jobs[h.name]!.output.path = h.cfg.jobs[h.name]!.source.path + "/out";
     expect(String(await check(h))).toMatch(/output\.path .* overlaps jobs\.overlap\.source\.path/);
-    inside.cfg.jobs[inside.name]!.output.path = inside.cfg.jobs[inside.name]!.source.path;
+    inside.cfg.jobs[inside.name]!.output.path = inside.cfg.jobs[inside.name]!.source.path!;
     expect(String(await check(inside))).toMatch(/overlaps/);
   });
 

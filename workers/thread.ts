@@ -70,8 +70,9 @@ function classify(err: unknown, key: string, input: DecodedInput | undefined, ou
 }
 
 async function openInput(source: Source, task: FileTask, decompress: boolean): Promise<DecodedInput> {
-  if (source.readSmall && task.size <= SMALL_FILE) return decodeBuffer(await source.readSmall(task.key), task.key, decompress);
-  return decodeStream((await source.open(task.key)) as Readable, task.key, decompress);
+  const at = task.sourceKey ?? task.key;
+  if (source.readSmall && task.size <= SMALL_FILE) return decodeBuffer(await source.readSmall(at), task.key, decompress);
+  return decodeStream((await source.open(at)) as Readable, task.key, decompress);
 }
 
 export default async function processFile(task: FileTask): Promise<FileOutcome> {

@@ -68,6 +68,14 @@ export function keys(prefix: string, job: string) {
     eventSeen: (hash: string) => `${prefix}:ev:${job}:seen:${hash}`,
     /** string — the events run the scheduler started and whose plan step has not taken its events yet. L, P. */
     eventsStarting: `${prefix}:ev:${job}:starting`,
+    /**
+     * hash — output partitions to register in the job's output catalog table (docs/catalog.md):
+     * "<runId>|<partition>" → JSON {runId, partition, folders, at, attempts, lastError, lastAttemptAt}; queued by the
+     * partition's commit (in the commit script), removed once registered. C, W.
+     */
+    catalogReg: `${prefix}:cat:${job}:reg`,
+    /** zset — the same entries → their next attempt (epoch ms, Redis clock; 0 = at once). C, W. */
+    catalogDue: `${prefix}:cat:${job}:due`,
     ...runKeys(prefix),
   };
 }
@@ -80,7 +88,8 @@ export type Keys = ReturnType<typeof keys>;
  *   (a --bounded-* override, JSON), trigger (what started it), whenBusy, createdAt, epoch (the
  *   bookmark epoch), timeoutAt (ms);
  * - by the plan step (P): startedAt, planned (1 once the plan is stored), partitions, batches,
- *   filesPlanned, bytesPlanned, error (ERROR: why it could not start);
+ *   filesPlanned, bytesPlanned, boundSource (override, job, catalog, default), catalog (a catalog
+ *   source: the table as the run used it, JSON), error (ERROR: why it could not start);
  * - by batches (W): counters batchesOk, batchesFailed, progressFiles, progressBytes, filesStaged,
  *   bytesStaged, fileFailures, badRecords, deadLettered, gone, archived; `jobFailure` (the first
  *   job error); bookkeeping `commit:<id>` (a replayed batch attempt), `batch:<id>` (ok|failed),

@@ -36,6 +36,8 @@ const SCRIPTS = {
   trancheTakeEvents: "take-events-5.lua",
   trancheReturnEvents: "return-events-3.lua",
   trancheMoveRunState: "move-run-state-1.lua",
+  trancheClaimRegistrations: "claim-registrations-2.lua",
+  trancheRetryRegistration: "retry-registration-2.lua",
 } as const;
 
 let loaded: { name: string; lua: string; numberOfKeys?: number }[] | undefined;
@@ -84,6 +86,8 @@ export type ScriptRedis = (Redis | Cluster) & {
     partition: string,
   ): Promise<number>;
   trancheMoveRunState(run: string, to: string, field: string, ...from: string[]): Promise<Arg[]>;
+  trancheClaimRegistrations(reg: string, due: string, max: number, leaseMs: number, field: string): Promise<string[]>;
+  trancheRetryRegistration(reg: string, due: string, field: string, entry: string, delayMs: number): Promise<number>;
   trancheIngestEvents(nKeys: number, ...args: Arg[]): Promise<number[]>;
   trancheTakeEvents(
     pending: string,

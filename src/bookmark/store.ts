@@ -391,6 +391,8 @@ export class BookmarkStore {
     keepMode?: "" | "lexical" | "full" | "events";
     /** With keepMode "full": the band edge the run planned with in this partition ('keep' never goes above it). */
     plannedEdge?: number;
+    /** A job with output.catalog: the registration of the output partitions written, queued in the same atomic step (docs/catalog.md). */
+    registration?: object;
   }): Promise<{ version: number; runs: number; again: boolean }> {
     const p = args.partition;
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -409,6 +411,7 @@ export class BookmarkStore {
         this.k.retry(p),
         this.k.runLeased(args.runId, p),
         this.k.robbed(p),
+        ...(args.registration ? [this.k.catalogReg, this.k.catalogDue] : []),
       ];
       // What the script needs of the staged files, computed here from one read of the run's
       // staged set, so the script neither hashes nor walks the files (it checks the count: a
@@ -426,6 +429,7 @@ export class BookmarkStore {
         p,
         ...packStaged(flat),
         planned !== undefined && Number.isFinite(planned) ? Math.floor(planned) : "",
+        ...(args.registration ? [JSON.stringify(args.registration)] : []),
       ];
       const [ok, a, b, again] = await this.r.trancheCommitPartition(keys.length, ...keys, ...argv);
       if (Number(ok) === 1) return { version: Number(a), runs: Number(b), again: again === "again" };

@@ -6,6 +6,13 @@ import { previewPlan } from "../run/plan-preview.js";
 import { openConnections } from "./connect.js";
 import { formatBytes, plural } from "./render.js";
 
+/** Where a bound came from, in words: "job", "command line", "default", "catalog table db.t parameters". */
+export function boundFrom(source: string, catalog?: { database: string; table: string }): string {
+  if (source === "override") return "command line";
+  if (source === "catalog") return catalog ? `catalog table ${catalog.database}.${catalog.table} parameters` : "catalog table parameters";
+  return source;
+}
+
 /** `tranche plan <job>`: what the next run would take; nothing is leased or written. */
 export async function planCommand(
   job: string,
@@ -27,7 +34,7 @@ export async function planCommand(
       return;
     }
     process.stdout.write(
-      `plan of job ${p.job} (mode ${p.mode}, ${p.bound} from the ${p.boundSource === "default" ? "default" : p.boundSource === "override" ? "command line" : p.boundSource}; nothing leased or written)\n` +
+      `plan of job ${p.job} (mode ${p.mode}, ${p.bound} from the ${boundFrom(p.boundSource, p.catalog)}; nothing leased or written)\n` +
         `  next run: ${plural(p.next.files, "file")}, ${formatBytes(p.next.bytes)} in ${plural(p.next.partitions.length, "partition")}` +
         (p.next.oldest ? `, last modified ${p.next.oldest} … ${p.next.newest}` : "") +
         "\n" +
@@ -35,7 +42,16 @@ export async function planCommand(
           .map((x) => `    ${x.partition || "(unpartitioned)"}: ${plural(x.files, "file")}, ${formatBytes(x.bytes)}\n`)
           .join("") +
         `  backlog: ${plural(p.backlog.files, "file")}, ${formatBytes(p.backlog.bytes)}${p.backlog.oldestUnprocessed ? `, oldest ${p.backlog.oldestUnprocessed}` : ""}; ${plural(p.runsNeeded, "run")} at this bound\n` +
-        `  listing: ${p.listing.strategy}, ${plural(p.listing.objectsListed, "object")} listed in ${plural(p.listing.listRequests, "page")} (one LIST request each on S3)\n`,
+        `  listing: ${p.listing.strategy}, ${plural(p.listing.objectsListed, "object")} listed in ${plural(p.listing.listRequests, "page")} (one LIST request each on S3)\n` +
+        (p.catalog
+          ? `  catalog: table ${p.catalog.database}.${p.catalog.table} at ${p.catalog.location}, partition keys ${p.catalog.partitionKeys.join(", ") || "(none)"}; ${plural(p.catalog.partitionsListed, "partition")} listed${p.catalog.expression ? ` matching ${JSON.stringify(p.catalog.expression)}` : ""} (${plural(p.catalog.glueRequests, "GetPartitions request")})` +
+            (Object.keys(p.catalog.parameters).length
+              ? `; parameters ${Object.entries(p.catalog.parameters)
+                  .map(([k, v]) => `${k}=${v}`)
+                  .join(", ")}`
+              : "") +
+            "\n"
+          : ""),
     );
   } finally {
     await conn.close();

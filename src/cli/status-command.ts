@@ -1,6 +1,7 @@
 import { getJob, loadConfig } from "../config/load.js";
 import { jobStatus } from "../run/job-status.js";
 import { openConnections } from "./connect.js";
+import { boundFrom } from "./plan-command.js";
 import { formatBytes, formatDuration, partitionNote, plural } from "./render.js";
 
 /** `tranche status [job]`: backlog, bookmark summary, dead letters and last runs. */
@@ -31,6 +32,12 @@ export async function statusCommand(
       process.stdout.write(
         `job ${s.job}\n` +
           `  backlog: ${plural(s.backlog.files, "file")}, ${formatBytes(s.backlog.bytes)}, ${oldest} (${plural(s.backlog.listed, "object")} listed${s.backlog.asOfRun ? ` by run ${s.backlog.asOfRun}, ${formatDuration((Date.now() - s.backlog.asOf) / 1000)} ago; --fresh lists now` : " now"})\n` +
+          (s.bound
+            ? `  bound: ${s.bound.bound} from the ${boundFrom(s.bound.source ?? "", s.bound.catalogTable ? splitTable(s.bound.catalogTable) : undefined)} (run ${s.bound.asOfRun})\n`
+            : "") +
+          (s.catalogRegistrations?.pending
+            ? `  catalog registrations: ${plural(s.catalogRegistrations.pending, "partition commit")} waiting to be registered${s.catalogRegistrations.oldestAt ? ` (oldest ${formatDuration((Date.now() - s.catalogRegistrations.oldestAt) / 1000)} ago)` : ""}${s.catalogRegistrations.failing ? `; ${s.catalogRegistrations.failing} failing, last error: ${s.catalogRegistrations.lastError}` : ""}\n`
+            : "") +
           `  bookmark: version ${s.bookmark.version}, ${plural(s.bookmark.partitions.length, "partition")}, ${plural(committed, "file version")} committed, last run ${s.bookmark.lastRunId ?? "-"}\n` +
           (s.deadLetters ? `  DEAD LETTERS: ${plural(s.deadLetters, "file")} set aside; see 'tranche dead-letters list ${s.job}'\n` : "") +
           (s.skipped ? `  skipped: ${plural(s.skipped, "file")} (archived storage class)\n` : "") +
@@ -49,4 +56,10 @@ export async function statusCommand(
   } finally {
     await conn.close();
   }
+}
+
+/** `db.table` → its parts. */
+function splitTable(t: string): { database: string; table: string } {
+  const i = t.indexOf(".");
+  return { database: t.slice(0, i), table: t.slice(i + 1) };
 }

@@ -53,17 +53,26 @@ export function parseBoundOptions(opts: BoundOptions, where: string): Bound | un
   return undefined;
 }
 
+/** Where a run's bound comes from: a run-time override, the job config, the catalog table's parameters, or the default. */
+export type BoundSource = "override" | "job" | "catalog" | "default";
+
 /**
  * Resolves the bound of a run. Precedence, highest first: run-time override, job configuration,
  * catalog table parameters. Every level is validated, even ones that lose, so a bad value never hides.
  */
-export function resolveBound(levels: { override?: BoundOptions; job?: BoundOptions; catalog?: BoundOptions }): {
+export function resolveBound(levels: {
+  override?: BoundOptions;
+  job?: BoundOptions;
+  catalog?: BoundOptions;
+  /** How errors name the catalog level, e.g. `catalog table raw.events parameters`. */
+  catalogWhere?: string;
+}): {
   bound: Bound;
-  source: "override" | "job" | "catalog" | "default";
+  source: BoundSource;
 } {
   const override = levels.override ? parseBoundOptions(levels.override, "run-time override") : undefined;
   const job = levels.job ? parseBoundOptions(levels.job, "job config") : undefined;
-  const catalog = levels.catalog ? parseBoundOptions(levels.catalog, "catalog table parameters") : undefined;
+  const catalog = levels.catalog ? parseBoundOptions(levels.catalog, levels.catalogWhere ?? "catalog table parameters") : undefined;
   if (override) return { bound: override, source: "override" };
   if (job) return { bound: job, source: "job" };
   if (catalog) return { bound: catalog, source: "catalog" };

@@ -125,8 +125,12 @@ export function validateConfig(raw: unknown, opts: { baseDir?: string; env?: Nod
   for (const [name, job] of Object.entries(cfg.jobs)) {
     // Bounds are checked here, before anything is listed or read.
     parseBoundOptions(job.source, `${file}: jobs.${name}.source`);
-    job.source.path = resolveLocation(job.source.path, baseDir, `jobs.${name}.source.path`);
+    if (job.source.path !== undefined) job.source.path = resolveLocation(job.source.path, baseDir, `jobs.${name}.source.path`);
     job.output.path = resolveLocation(job.output.path, baseDir, `jobs.${name}.output.path`);
+    if (job.output.catalog && !job.output.path.startsWith("s3://"))
+      throw new ConfigError(
+        `jobs.${name}.output.catalog: catalog partitions point at S3 locations, but output.path is ${JSON.stringify(job.output.path)}; use an s3:// output or leave output.catalog out`,
+      );
     if (!(BUILT_IN_PROCESSORS as readonly string[]).includes(job.processor)) {
       if (!looksLikePath(job.processor)) {
         const guess = closest(job.processor, BUILT_IN_PROCESSORS);
@@ -151,7 +155,11 @@ function checkTriggers(cfg: TrancheConfig, name: string): void {
   const field = `jobs.${name}.triggers`;
   if (t.schedule) compileSchedule(t.schedule, `${field}.schedule`);
   const src = cfg.jobs[name]!.source.path;
-  if (t.events && !src.startsWith("s3://"))
+  if (t.events && src === undefined)
+    throw new ConfigError(
+      `${field}.events: event-fed runs are not supported for a catalog source (source.catalog); use a schedule or drain trigger`,
+    );
+  if (t.events && !src!.startsWith("s3://"))
     throw new ConfigError(
       `${field}.events: S3 event notifications name a bucket and key, but this job's source is ${JSON.stringify(src)}; events need an s3:// source (use a schedule or drain trigger for a local folder)`,
     );

@@ -89,11 +89,37 @@ export const redisSchema = z
   })
   .transform((r): RedisSettings => (r.cluster ? { cluster: { nodes: r.cluster.nodes } } : { url: r.url ?? DEFAULT_REDIS_URL }));
 
-/** Where a job's files are. */
+/** A table of the AWS Glue Data Catalog (`source.catalog`, `output.catalog`; see docs/catalog.md). */
+const catalogRefShape = {
+  /** The catalog database. */
+  database: z.string().min(1),
+  /** The table. */
+  table: z.string().min(1),
+  /** The Glue region. Default: `s3.region`, then AWS_REGION / AWS_DEFAULT_REGION, then us-east-1. */
+  region: z.string().min(1).optional(),
+  /** Another Glue endpoint (a VPC endpoint, a stand-in). Default: AWS_ENDPOINT_URL_GLUE, AWS_ENDPOINT_URL, else AWS's. */
+  endpoint: z.url({ protocol: /^https?$/ }).optional(),
+};
+
+/** `source.catalog`: read the files of a Glue catalog table (its location, partition keys and parameters). */
+export const catalogSourceSchema = z
+  .object({
+    ...catalogRefShape,
+    /** GetPartitions segments read in parallel (Glue's Segment.TotalSegments, 1–10). Default 4. */
+    segments: z.number().int().min(1).max(10).default(4),
+  })
+  .strict();
+
+/** `output.catalog`: register the output partitions a commit wrote in this Glue catalog table. */
+export const catalogOutputSchema = z.object(catalogRefShape).strict();
+
+/** Where a job's files are: a `path`, or a Glue catalog table (`catalog`), exactly one. */
 export const sourceSchema = z
   .object({
     /** `s3://bucket/prefix/`, `file:///abs/path` or a path relative to the config file. */
-    path: z.string().min(1),
+    path: z.string().min(1).optional(),
+    /** A Glue Data Catalog table instead of a path: its location, partitions and parameters (docs/catalog.md). */
+    catalog: catalogSourceSchema.optional(),
     /** Hive-style partition keys, outermost first (`[dt]` for `dt=2024-01-01/`). Default: none. */
     partitionKeys: z.array(z.string().min(1)).default([]),
     /** Glob patterns (picomatch) of keys to skip, e.g. `**.tmp`. Default: none. Unbalanced brackets are refused. */
@@ -119,6 +145,30 @@ export const sourceSchema = z
   })
   .strict()
   .superRefine((src, ctx) => {
+    if ((src.path === undefined) === (src.catalog === undefined))
+      ctx.addIssue({
+        code: "custom",
+        message:
+          src.path === undefined
+            ? "give source.path (s3://bucket/prefix/ or a folder) or source.catalog ({ database, table })"
+            : "source.path and source.catalog are both set; give one of them",
+      });
+    if (src.catalog !== undefined) {
+      // The table's partition keys are the catalog's; the filter is checked against them when it is read.
+      if (src.partitionKeys.length > 0)
+        ctx.addIssue({
+          code: "custom",
+          path: ["partitionKeys"],
+          message: "a catalog source takes its partition keys from the table; remove source.partitionKeys",
+        });
+      if (src.listing === "lexical")
+        ctx.addIssue({
+          code: "custom",
+          path: ["listing"],
+          message: "listing: lexical does not apply to a catalog source (it lists the matching partitions' locations)",
+        });
+      return;
+    }
     if (src.partitionFilter !== undefined && src.partitionFilter.trim() !== "") {
       try {
         compileFilter(src.partitionFilter, src.partitionKeys);
@@ -292,7 +342,12 @@ export const outputS3Schema = z
 
 /** Where a job writes: a folder or `s3://bucket/prefix/`, with S3 storage settings. */
 export const outputSchema = z
-  .object({ path: z.string().min(1), s3: outputS3Schema.optional() })
+  .object({
+    path: z.string().min(1),
+    s3: outputS3Schema.optional(),
+    /** Register the output partitions each commit wrote in this Glue catalog table (docs/catalog.md). */
+    catalog: catalogOutputSchema.optional(),
+  })
   .strict()
   .superRefine((o, ctx) => {
     if (o.s3 && !o.path.startsWith("s3://"))

@@ -57,7 +57,7 @@ interface EventJob {
 function eventJobs(cfg: TrancheConfig): EventJob[] {
   const out: EventJob[] = [];
   for (const [name, j] of Object.entries(cfg.jobs)) {
-    if (!j.triggers?.events || !j.source.path.startsWith("s3://")) continue;
+    if (!j.triggers?.events || !j.source.path?.startsWith("s3://")) continue;
     const { bucket, prefix } = parseS3Uri(j.source.path);
     const excluded = compileExclusions(j.source.exclusions);
     const filter = j.source.partitionFilter?.trim() ? compileFilter(j.source.partitionFilter, j.source.partitionKeys) : null;

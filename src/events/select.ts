@@ -40,7 +40,7 @@ export async function selectEvents(
   const taken = await q.take(r.runId, jc.triggers?.events?.batchSize ?? DEFAULT_BATCH);
   const ids = [...taken.values()].map((e) => e.id);
   await ctx.redis.hset(store.k.run(r.runId), { eventCount: taken.size, eventIds: JSON.stringify(ids.slice(0, 100)) });
-  const source = await openSource(jc.source.path, ctx.cfg.s3, { recurse: jc.source.recurse });
+  const source = await openSource(jc.source.path!, ctx.cfg.s3, { recurse: jc.source.recurse });
   const keys = [...taken.keys()];
   const found = await mapLimit(keys, LOOKUPS, (k) => source.stat!(k));
   const objects = found.filter((o): o is SourceObject => o !== null);

@@ -127,6 +127,13 @@ export const lexicalMissed = new Counter({
   labelNames: [JOB_LABEL],
   registers: [registry],
 });
+/** Output partitions registered in the output catalog table (`created`, `existing`: already there) and failed registration attempts (`failed`). */
+export const catalogRegistrations = new Counter({
+  name: "tranche_catalog_registrations_total",
+  help: "Output partitions registered in the output catalog table (created, existing) and failed registration attempts (failed)",
+  labelNames: [JOB_LABEL, "outcome"],
+  registers: [registry],
+});
 export const runStates = new Counter({
   name: "tranche_run_ends_total",
   help: "Runs that ended, by Glue run state (counted by the process that finished them)",

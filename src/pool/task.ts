@@ -17,6 +17,8 @@ export interface FileTask {
   /** How outputs are stored on S3 (config `output.s3`). */
   outputS3?: OutputS3Settings;
   key: string;
+  /** The object to read under `sourceUri` when it is not `key` (a catalog partition's file at its own location). */
+  sourceKey?: string;
   /** Size in bytes as listed. */
   size: number;
   partition: Record<string, string>;

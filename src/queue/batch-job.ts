@@ -1,4 +1,5 @@
 import { createHash } from "node:crypto";
+import type { CatalogLocation } from "../catalog/location.js";
 
 /**
  * A batch as it travels through Redis: which files of which run, and nothing secret. Workers take
@@ -12,6 +13,11 @@ export interface BatchJobData {
   partitionValues: Record<string, string>;
   index: number;
   files: { key: string; size: number; lastModified: number; etag: string }[];
+  /**
+   * A catalog source: where this partition's files are read (its location, as the run's plan step
+   * resolved it from the catalog), so that workers never ask the catalog. Absent for path sources.
+   */
+  location?: CatalogLocation;
   /** jobFingerprint() of the configuration that planned the batch. */
   fingerprint: string;
   /** false in bookmark modes `disable` and `pause`: process, but leave the bookmark as it is. */

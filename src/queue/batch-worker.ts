@@ -28,17 +28,22 @@ export interface BatchWorkerOptions {
   lockDurationMs?: number;
   /** Overrides the job's worker.stalledIntervalMs. */
   stalledIntervalMs?: number;
+  /** How often queued output catalog registrations are looked for (jobs with output.catalog). Default 2000 ms. */
+  registrationIntervalMs?: number;
   log: Logger;
 }
 
 /**
  * Consumes the queues of the given jobs: every step of their runs (plan, batches, partition
- * commits, finish, timeout), whoever started the run. `close()` stops taking new batches and waits for
+ * commits, finish, timeout), whoever started the run, and retries the output catalog registrations
+ * its jobs' commits queued (`output.catalog`). `close()` stops taking new batches and waits for
  * the current ones to finish (SIGTERM path); a killed worker's batch goes back to the queue when
  * its lock expires (worker.lockDurationMs) and another worker takes it.
  */
 export class BatchWorker {
   private readonly workers: Worker<BatchJobData | StepJobData>[] = [];
+  /** Output catalog registrations retried by this worker (jobs with output.catalog). */
+  private readonly registrars: { stop(): Promise<void> }[] = [];
   private readonly ctx: StepContext;
   constructor(private readonly o: BatchWorkerOptions) {
     this.ctx = stepContext({ redis: o.redis, bull: o.connection, cfg: o.cfg, log: o.log, pool: o.pool });
@@ -101,6 +106,22 @@ export class BatchWorker {
       this.workers.push(w);
     }
     await Promise.all(this.workers.map((w) => w.waitUntilReady()));
+    // Registrations of output partitions queued by commits (output.catalog) are retried here until done.
+    const catalogJobs = this.o.jobs.filter((j) => this.o.cfg.jobs[j]!.output.catalog);
+    if (catalogJobs.length) {
+      const { CatalogRegistrar } = await import("../catalog/register.js");
+      for (const job of catalogJobs) {
+        const r = new CatalogRegistrar({
+          redis: this.o.redis,
+          cfg: this.o.cfg,
+          job,
+          log: this.o.log,
+          intervalMs: this.o.registrationIntervalMs,
+        });
+        r.start();
+        this.registrars.push(r);
+      }
+    }
   }
 
   get running(): boolean {
@@ -108,6 +129,7 @@ export class BatchWorker {
   }
 
   async close(): Promise<void> {
+    await Promise.all(this.registrars.map((r) => r.stop()));
     await Promise.all(this.workers.map((w) => w.close()));
     await this.ctx.queues.close();
   }

@@ -21,6 +21,7 @@ import {
 } from "../metrics/registry.js";
 import type { FilePool } from "../pool/file-pool.js";
 import type { FileResult } from "../pool/task.js";
+import { catalogRead } from "../catalog/location.js";
 import type { BatchJobData } from "./batch-job.js";
 import { judgeBatch, type FileOutcomeOf } from "./failure-policy.js";
 import { checkSchemaDrift } from "./schema-drift.js";
@@ -97,12 +98,14 @@ export async function processBatch(job: Job<BatchJobData>, ctx: BatchContext): P
   const outcomes: FileOutcomeOf<BatchFile>[] = [];
   const results = new Map<string, FileResult>();
   const timeoutMs = jc.worker.fileTimeoutSeconds * 1000;
+  // A catalog partition's files are read at its own location (carried by the batch), by object key.
+  const readAt = (key: string) => (d.location ? catalogRead(d.location, key) : { sourceUri: jc.source.path! });
   await Promise.all(
     todo.map(async (f) => {
       try {
         const r = await ctx.pool.run(
           {
-            sourceUri: jc.source.path,
+            ...readAt(f.key),
             outputUri: jc.output.path,
             processor: jc.processor,
             processorOptions: options,

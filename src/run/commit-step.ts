@@ -5,6 +5,7 @@ import { RunLostError } from "../errors.js";
 import type { StepJobData } from "../queue/batch-job.js";
 import { openSink } from "../source/open.js";
 import { startNextPartition } from "./enqueue-step.js";
+import { registrationOf } from "../catalog/registration.js";
 import type { PartitionResult } from "./run-record.js";
 import type { StepContext } from "./step-context.js";
 
@@ -66,9 +67,19 @@ export async function commitStepJob(ctx: StepContext, job: Job<StepJobData>): Pr
         : { ...base, state: "FAILED", error: `${missing} batches vanished from the queue (Redis lost them?)` };
   } else if (rec.mode !== "" ? rec.mode !== "enable" : jc.bookmark.mode !== "enable") {
     result = { ...base, state: "DONE" };
+    // Nothing commits, but the outputs were written: their partitions are registered all the same.
+    const reg = jc.output.catalog
+      ? registrationOf(jc, d.runId, d.partition, await ctx.redis.hvals(store.k.outputs(d.runId, d.partition)))
+      : undefined;
+    if (reg) {
+      const field = `${d.runId}|${d.partition}`;
+      await ctx.redis.multi().hset(store.k.catalogReg, field, JSON.stringify(reg)).zadd(store.k.catalogDue, "NX", 0, field).exec();
+    }
   } else {
     result = await commit(ctx, store, d, rec, base, log);
   }
+  // Output partitions go in the output catalog table now; what fails stays queued for the workers.
+  if (jc.output.catalog && (result.state === "COMMITTED" || result.state === "DONE")) await registerNow(ctx, d, log);
   await ctx.runs.setPartition(d.runId, result);
   log.info("partition ended", { state: result.state, files: result.files, version: result.version, error: result.error });
   // One next partition per partition that ended, however often this step runs.
@@ -86,6 +97,10 @@ async function commit(
 ): Promise<PartitionResult> {
   const jc = ctx.cfg.jobs[d.job]!;
   const staged = await ctx.redis.zrange(store.k.staged(d.runId, d.partition), 0, -1, "WITHSCORES");
+  // output.catalog: the partitions written are queued for registration by the commit script itself.
+  const registration = jc.output.catalog
+    ? registrationOf(jc, d.runId, d.partition, await ctx.redis.hvals(store.k.outputs(d.runId, d.partition)))
+    : undefined;
   let version: number;
   let again: boolean;
   try {
@@ -99,6 +114,7 @@ async function commit(
       epoch: rec.epoch ?? "0",
       keepMode: (rec.keepMode ?? "") as "" | "lexical" | "full" | "events",
       plannedEdge: d.plannedEdge,
+      registration,
     });
     version = c.version;
     again = c.again;
@@ -114,6 +130,17 @@ async function commit(
     return { ...base, state: "COMMITTED", version, manifest: key };
   const manifest = await writeManifest(ctx, store, d, staged, version);
   return { ...base, state: "COMMITTED", version, manifest };
+}
+
+/** The commit step's own attempt at registering what its partition wrote (queued: a failure is left to the workers' retries). */
+async function registerNow(ctx: StepContext, d: CommitData, log: StepContext["log"]): Promise<void> {
+  try {
+    const { CatalogRegistrar } = await import("../catalog/register.js");
+    // Two attempts here at most (a slow Glue must not hold the run's end); the workers retry the rest.
+    await new CatalogRegistrar({ redis: ctx.redis, cfg: ctx.cfg, job: d.job, log, maxAttempts: 2 }).registerNow(d.runId, d.partition);
+  } catch (err) {
+    log.warn("catalog registration will be retried by the workers", { reason: (err as Error).message });
+  }
 }
 
 /** Writes the partition's manifest (after its commit: a manifest names committed output only). */

@@ -1,6 +1,8 @@
 import type { FlowJob } from "bullmq";
 import { jobFingerprint } from "../config/fingerprint.js";
 import type { BookmarkMode } from "../config/schema.js";
+import type { BoundSource } from "../config/bounds.js";
+import type { CatalogLocation } from "../catalog/location.js";
 import { BookmarkStore } from "../bookmark/store.js";
 import type { PlannedBatch, PlannedFile } from "../planner/batches.js";
 import { batchId, queueName, stepId, type BatchJobData, type StepJobData } from "../queue/batch-job.js";
@@ -12,6 +14,12 @@ export interface StoredPlan {
   stage: "selected" | "leased";
   mode: BookmarkMode;
   bound: string;
+  /** Where the bound came from: override, job, catalog (the table's parameters) or default. */
+  boundSource?: BoundSource;
+  /** A catalog source: the table as the run used it. */
+  catalog?: StoredCatalog;
+  /** A catalog source: where each selected partition's files are read (batches carry it). */
+  locations?: Record<string, CatalogLocation>;
   selected: PlannedFile[];
   partitionValues: Record<string, Record<string, string>>;
   keepMode: "" | "lexical" | "full" | "events";
@@ -25,6 +33,22 @@ export interface StoredPlan {
   bytes: number;
   remainingFiles: number;
   remainingBytes: number;
+}
+
+/** What a run used of its catalog table (read once, by its plan step). */
+export interface StoredCatalog {
+  database: string;
+  table: string;
+  location: string;
+  partitionKeys: string[];
+  /** The table parameters tranche read (boundedFiles, boundedSize, exclusions, recurse, classification, compressionType), as stored. */
+  parameters: Record<string, string>;
+  classification?: string;
+  /** The partition filter passed to GetPartitions as Expression. */
+  expression?: string;
+  /** Partitions whose locations were listed, and GetPartitions requests made. */
+  partitionsListed: number;
+  glueRequests: number;
 }
 
 /**
@@ -69,6 +93,7 @@ export async function enqueueRun(ctx: StepContext, job: string, runId: string, p
           partitionValues: plan.partitionValues[p] ?? {},
           index: b.index,
           files: b.files.map((f) => ({ key: f.key, size: f.size, lastModified: f.lastModified, etag: f.etag })),
+          ...(plan.locations?.[p] ? { location: plan.locations[p] } : {}),
           fingerprint,
           updateState: plan.mode === "enable",
         } satisfies BatchJobData,

@@ -2,6 +2,7 @@ import type { Cluster, Redis } from "ioredis";
 import { BookmarkStore } from "../bookmark/store.js";
 import type { TrancheConfig } from "../config/schema.js";
 import { lastListing } from "./listing-step.js";
+import { pendingRegistrations } from "../catalog/registration.js";
 import { RunRecords } from "./run-record.js";
 import { backlog } from "./status.js";
 import type { RunSummary } from "./summary.js";
@@ -67,16 +68,24 @@ export async function jobStatus(
 ) {
   const store = new BookmarkStore(redis, cfg.prefix, name);
   const runs = new RunRecords(redis, cfg.prefix);
-  const [b, bm, hist, live, dead] = await Promise.all([
+  const jc = cfg.jobs[name]!;
+  const [b, bm, hist, live, dead, listing, registrations] = await Promise.all([
     currentBacklog(cfg, name, store, o),
     store.summary(),
     o.lastRuns === 0 ? Promise.resolve([] as string[]) : redis.lrange(store.k.history, 0, 199),
     store.slots.live(),
     store.deadLetters.count(),
+    lastListing(store),
+    jc.output.catalog ? pendingRegistrations(redis, cfg.prefix, name) : Promise.resolve(undefined),
   ]);
   return {
     job: name,
     backlog: b,
+    /** The bound of the last run that listed, and where it came from (a catalog table's parameters, the job, …). */
+    bound: listing?.bound
+      ? { bound: listing.bound, source: listing.boundSource ?? null, catalogTable: listing.catalogTable ?? null, asOfRun: listing.runId }
+      : null,
+    ...(registrations ? { catalogRegistrations: registrations } : {}),
     bookmark: bm,
     deadLetters: dead.deadLetters,
     skipped: dead.skipped,

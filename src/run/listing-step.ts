@@ -5,6 +5,9 @@ import { compileFilter } from "../source/partition-filter.js";
 import { openSource } from "../source/open.js";
 import type { Source, SourceObject } from "../source/types.js";
 import type { Plan } from "../planner/plan.js";
+import type { CatalogListing, ResolvedCatalogSource } from "../catalog/catalog-source.js";
+import type { Logger } from "../log.js";
+import { parsePartition, UNPARTITIONED } from "../source/partitions.js";
 
 /** What a run's listing learned, kept for `tranche status` (which then need not list): the unprocessed files it left for later runs. */
 export interface ListingRecord {
@@ -15,6 +18,11 @@ export interface ListingRecord {
   bytes: number;
   oldestUnprocessed: number | null;
   listed: number;
+  /** The bound in force for that run (`boundedFiles=500`) and where it came from (override, job, catalog, default), when recorded. */
+  bound?: string;
+  boundSource?: string;
+  /** A catalog source: the table (`database.table`). */
+  catalogTable?: string;
 }
 
 /**
@@ -25,16 +33,17 @@ export async function runListing(
   cfg: TrancheConfig,
   job: JobConfig,
   store: BookmarkStore,
-  o: { enableMode: boolean; bandMs: number; forceFull?: boolean },
-): Promise<{
-  source: Source;
-  choice: ListingChoice;
-  cursor: string | null;
-  pages: AsyncIterable<SourceObject[]>;
-  /** Whether this listing shows a key when it exists (see listingCovers). */
-  covers: (key: string) => boolean;
-}> {
-  const source = await openSource(job.source.path, cfg.s3, { recurse: job.source.recurse });
+  o: {
+    enableMode: boolean;
+    bandMs: number;
+    forceFull?: boolean;
+    /** A catalog source as the run resolved it (resolved here when not given). */
+    catalog?: ResolvedCatalogSource;
+    log?: Logger;
+  },
+): Promise<RunListing> {
+  if (job.source.catalog) return catalogListing(cfg, job, o.catalog, o.log);
+  const source = await openSource(job.source.path!, cfg.s3, { recurse: job.source.recurse });
   const s = job.source;
   let cursor: string | null = null;
   let choice: ListingChoice;
@@ -65,13 +74,76 @@ export async function runListing(
     cursor,
     pages: listPages(source, { choice, partitionKeys: s.partitionKeys, filter }),
     covers: listingCovers(choice, s.partitionKeys, filter),
+    partitionKeys: s.partitionKeys,
+    exclusions: s.exclusions,
   };
 }
 
-/** Records what a run's listing learned (backlog figures, and when the source was last listed in full). */
-export async function recordListing(store: BookmarkStore, runId: string, choice: ListingChoice, plan: Plan): Promise<void> {
+/** What one run lists (see {@link runListing}). */
+export interface RunListing {
+  source: Source;
+  choice: ListingChoice;
+  cursor: string | null;
+  pages: AsyncIterable<SourceObject[]>;
+  /** Whether this listing shows a key when it exists (see listingCovers). */
+  covers: (key: string) => boolean;
+  /** The partition keys and exclusions in force (a catalog table's keys; its exclusions added to the job's). */
+  partitionKeys: readonly string[];
+  exclusions: readonly string[];
+  /** A catalog source: the table as resolved, and the listing's partition locations and figures. */
+  catalog?: { resolved: ResolvedCatalogSource; listing: CatalogListing };
+}
+
+/**
+ * A catalog source's listing: the matching partitions' locations (GetPartitions with the partition
+ * filter as Expression), files keyed by the catalog's partition values. The table's `exclusions`
+ * are added to the job's; recursion is off when the job or the table's `recurse` says false.
+ */
+async function catalogListing(
+  cfg: TrancheConfig,
+  job: JobConfig,
+  given: ResolvedCatalogSource | undefined,
+  log?: Logger,
+): Promise<RunListing> {
+  // Loaded only for catalog jobs: the Glue SDK costs start-up time in every process that loads it.
+  const { compiledFilter, listCatalog, resolveCatalogSource } = await import("../catalog/catalog-source.js");
+  const resolved = given ?? (await resolveCatalogSource(cfg, job));
+  const { table, options } = resolved;
+  const s = job.source;
+  const filter = s.partitionFilter === undefined ? undefined : compiledFilter(s.partitionFilter, table);
+  const listing = listCatalog(cfg, job, resolved, { recurse: s.recurse && options.recurse !== false, filter, log });
+  const { S3Source } = await import("../source/s3-source.js");
+  const { makeS3Client } = await import("../source/s3-client.js");
+  const partitioned = table.partitionKeys.length > 0;
+  return {
+    source: new S3Source(table.location, makeS3Client(cfg.s3)),
+    choice: { strategy: "catalog", reason: `partitions of catalog table ${table.database}.${table.table}` },
+    cursor: null,
+    pages: listing.pages,
+    covers: (key) => {
+      if (!partitioned) return true;
+      const p = parsePartition(key, table.partitionKeys);
+      return p.id !== UNPARTITIONED && (!filter || filter(p.values) === true);
+    },
+    partitionKeys: table.partitionKeys,
+    exclusions: [...s.exclusions, ...options.exclusions],
+    catalog: { resolved, listing },
+  };
+}
+
+/** Records what a run's listing learned (backlog figures, the bound in force, and when the source was last listed in full). */
+export async function recordListing(
+  store: BookmarkStore,
+  runId: string,
+  choice: ListingChoice,
+  plan: Plan,
+  used: { bound?: string; boundSource?: string; catalogTable?: string } = {},
+): Promise<void> {
   const r = store.redisOf();
   const m = r.multi().hset(store.k.backlog, {
+    bound: used.bound ?? "",
+    boundSource: used.boundSource ?? "",
+    catalogTable: used.catalogTable ?? "",
     runId,
     at: Date.now(),
     strategy: choice.strategy,
@@ -105,5 +177,8 @@ export async function lastListing(store: BookmarkStore): Promise<ListingRecord |
     bytes: Number(h.bytes ?? 0),
     oldestUnprocessed: h.oldestUnprocessed ? Number(h.oldestUnprocessed) : null,
     listed: Number(h.listed ?? 0),
+    ...(h.bound ? { bound: h.bound } : {}),
+    ...(h.boundSource ? { boundSource: h.boundSource } : {}),
+    ...(h.catalogTable ? { catalogTable: h.catalogTable } : {}),
   };
 }

@@ -5,6 +5,8 @@ import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import { BookmarkStore } from "../bookmark/store.js";
 import { listAndSelect } from "./plan-step.js";
+import type { StoredCatalog } from "./enqueue-step.js";
+import { catalogWhere } from "../catalog/where.js";
 
 /** What the next run of a job would take, and what is left (`tranche plan`). */
 export interface PlanPreview {
@@ -25,6 +27,8 @@ export interface PlanPreview {
   /** Runs needed at the current bound to take the whole backlog (with a size bound: at least this many). */
   runsNeeded: number;
   listing: { strategy: string; objectsListed: number; listRequests: number };
+  /** A catalog source: the table as read now (location, partition keys, the parameters tranche uses, partitions listed). */
+  catalog?: StoredCatalog;
 }
 
 /**
@@ -40,13 +44,21 @@ export async function previewPlan(
   o: { override?: BoundOptions; mode?: BookmarkMode } = {},
 ): Promise<PlanPreview> {
   const jc = cfg.jobs[jobName]!;
-  const { bound, source } = resolveBound({ override: o.override, job: jc.source });
+  const catalog = jc.source.catalog ? await (await import("../catalog/catalog-source.js")).resolveCatalogSource(cfg, jc) : undefined;
+  const { bound, source } = resolveBound({
+    override: o.override,
+    job: jc.source,
+    catalog: catalog?.options.bounds,
+    catalogWhere: catalog && catalogWhere(catalog.table),
+  });
   const mode = o.mode ?? jc.bookmark.mode;
   const store = new BookmarkStore(redis, cfg.prefix, jobName);
   const plan = await listAndSelect({ cfg, job: jobName, log }, store, {
     runId: `preview-${randomBytes(3).toString("hex")}`,
     mode,
     bound,
+    boundSource: source,
+    catalog,
     bandMs: jc.bookmark.maxBand * 1000,
     from: mode === jc.bookmark.mode ? jc.bookmark.from : undefined,
     to: mode === jc.bookmark.mode ? jc.bookmark.to : undefined,
@@ -76,5 +88,6 @@ export async function previewPlan(
     backlog: { files, bytes, oldestUnprocessed: iso(plan.oldestUnprocessed) },
     runsNeeded: files === 0 ? 0 : Math.ceil((bound.kind === "files" ? files : bytes) / bound.limit),
     listing: { strategy: plan.listingStrategy ?? "full", objectsListed: plan.listed, listRequests: plan.pages ?? 0 },
+    ...(plan.catalog ? { catalog: plan.catalog } : {}),
   };
 }

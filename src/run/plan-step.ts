@@ -1,5 +1,8 @@
 import { DelayedError, type Job } from "bullmq";
-import { describeBound, resolveBound, type Bound, type BoundOptions } from "../config/bounds.js";
+import { describeBound, resolveBound, type Bound, type BoundOptions, type BoundSource } from "../config/bounds.js";
+import type { CatalogListing, ResolvedCatalogSource } from "../catalog/catalog-source.js";
+import type { CatalogLocation } from "../catalog/location.js";
+import { catalogWhere } from "../catalog/where.js";
 import type { BookmarkMode, TrancheConfig } from "../config/schema.js";
 import { ConfigError, TrancheError } from "../errors.js";
 import { JobError } from "../failures.js";
@@ -12,7 +15,7 @@ import { planRun, type Plan } from "../planner/plan.js";
 import type { StepJobData } from "../queue/batch-job.js";
 import { findOutputCollision } from "../sink/output-name.js";
 import { selectEvents, settleAfterLease, type EventPlan } from "../events/select.js";
-import { enqueueRun, type StoredPlan } from "./enqueue-step.js";
+import { enqueueRun, type StoredCatalog, type StoredPlan } from "./enqueue-step.js";
 import { reprocessSelection } from "./reprocess.js";
 import { finishRun } from "./finish-step.js";
 import { recordFullListing, recordListing, runListing } from "./listing-step.js";
@@ -97,7 +100,16 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
         { retryable: false },
       );
     if (!stored || stored.stage === "selected") {
-      const { bound } = resolveBound({ override, job: jc.source });
+      // A catalog source: the table is read once per run, here (GetTable); what was used goes on
+      // the stored plan, and batches carry their partitions' locations: workers never ask the catalog.
+      const catalog =
+        !stored && jc.source.catalog ? await (await import("../catalog/catalog-source.js")).resolveCatalogSource(ctx.cfg, jc) : undefined;
+      const { bound, source: boundSource } = resolveBound({
+        override,
+        job: jc.source,
+        catalog: catalog?.options.bounds,
+        catalogWhere: catalog && catalogWhere(catalog.table),
+      });
       if (mode === "disable" && !rec.reprocess)
         log.warn("bookmark mode is disable: every run selects the same oldest files", { bound: describeBound(bound) });
       const unlock = mode === "enable" ? await store.slots.lockPlanning(runId, { log }) : async () => undefined;
@@ -119,8 +131,8 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
             ? await reprocessSelection(ctx, store, rec, runId, log)
             : rec.trigger === "events"
               ? eventPlanStep(await selectEvents(ctx, store, { job: jobName, runId, mode, bound, bandMs, log }))
-              : await listAndSelect(inputs, store, { runId, mode, bound, bandMs, from, to });
-          stored = toStored("selected", plan, mode, bound);
+              : await listAndSelect(inputs, store, { runId, mode, bound, boundSource, bandMs, from, to, catalog });
+          stored = toStored("selected", plan, mode, bound, boundSource);
           await writePlan(ctx, store, runId, stored);
         } else {
           plan = fromStored(stored);
@@ -166,6 +178,9 @@ export async function planStepJob(ctx: StepContext, job: Job<StepJobData>, token
     bytesPlanned: stored.bytes,
     listed: stored.listed,
     keepMode: stored.keepMode,
+    // Kept with the run record (the stored plan goes when the run ends): where the bound came from, the catalog table as used.
+    ...(stored.boundSource ? { boundSource: stored.boundSource } : {}),
+    ...(stored.catalog ? { catalog: JSON.stringify(stored.catalog) } : {}),
   });
   const moved = await ctx.runs.move(runId, "RUNNING", "runningAt");
   if (!moved.moved && moved.from !== "RUNNING") {
@@ -201,11 +216,14 @@ async function writePlan(ctx: StepContext, store: BookmarkStore, runId: string, 
   await ctx.redis.set(store.k.runPlan(runId), JSON.stringify(p), "EX", 7 * 24 * 3600);
 }
 
-function toStored(stage: StoredPlan["stage"], plan: PlanStep, mode: BookmarkMode, bound: Bound): StoredPlan {
+function toStored(stage: StoredPlan["stage"], plan: PlanStep, mode: BookmarkMode, bound: Bound, boundSource: BoundSource): StoredPlan {
   return {
     stage,
     mode,
     bound: describeBound(bound),
+    boundSource,
+    ...(plan.catalog ? { catalog: plan.catalog } : {}),
+    ...(plan.locations ? { locations: plan.locations } : {}),
     selected: plan.selected,
     partitionValues: Object.fromEntries(plan.partitionValues),
     keepMode: plan.keepMode,
@@ -238,6 +256,8 @@ function fromStored(s: StoredPlan): PlanStep {
     keepEdges: new Map(s.keepEdges),
     fullListing: s.fullListing,
     eventsDone: s.eventsDone,
+    catalog: s.catalog,
+    locations: s.locations,
   };
 }
 
@@ -267,6 +287,10 @@ export type PlanStep = Plan & {
   /** Listing pages read (one LIST request each on S3), and the listing strategy in force. */
   pages?: number;
   listingStrategy?: string;
+  /** A catalog source: the table as this run used it. */
+  catalog?: StoredCatalog;
+  /** A catalog source: where each selected partition's files are read. */
+  locations?: Record<string, CatalogLocation>;
 };
 
 /** Counts the pages of a listing as they are read. */
@@ -285,16 +309,25 @@ export async function listAndSelect(
     runId: string;
     mode: BookmarkMode;
     bound: Bound;
+    /** Where the bound came from (recorded with the listing's figures for `tranche status`). */
+    boundSource?: BoundSource;
     bandMs: number;
     from?: string;
     to?: string;
     /** A plan preview: nothing is recorded (listing figures, metrics), nothing leased by the caller. */
     preview?: boolean;
+    /** A catalog source as the caller resolved it (else resolved by the listing). */
+    catalog?: ResolvedCatalogSource;
   },
 ): Promise<PlanStep> {
   const job = o.cfg.jobs[o.job]!;
   const unseenStale = new Map<string, Map<string, string>>();
-  const listing = await runListing(o.cfg, job, store, { enableMode: r.mode === "enable" && r.from === undefined, bandMs: r.bandMs });
+  const listing = await runListing(o.cfg, job, store, {
+    enableMode: r.mode === "enable" && r.from === undefined,
+    bandMs: r.bandMs,
+    catalog: r.catalog,
+    log: o.log,
+  });
   // A lexical job keeps its band from its last full listing up (docs/bookmark.md): its full
   // listing checks files down to there, so what the lexical runs missed is found, not settled.
   const lexicalJob = job.source.listing === "lexical" && r.mode === "enable" && r.from === undefined;
@@ -325,8 +358,8 @@ export async function listAndSelect(
   const plan = await planRun({
     source: listing.source,
     pages: counted(listing.pages, () => pageCount++),
-    partitionKeys: job.source.partitionKeys,
-    exclusions: job.source.exclusions,
+    partitionKeys: listing.partitionKeys,
+    exclusions: listing.exclusions,
     bound: r.bound,
     newIn: async (files) => {
       const fresh = await rule(files);
@@ -368,7 +401,13 @@ export async function listAndSelect(
       belowEdge,
     });
   }
-  if (!r.preview) await recordListing(store, r.runId, listing.choice, plan);
+  const catalog = listing.catalog && storedCatalog(listing.catalog.resolved, listing.catalog.listing, job.source.partitionFilter);
+  if (!r.preview)
+    await recordListing(store, r.runId, listing.choice, plan, {
+      bound: describeBound(r.bound),
+      boundSource: r.boundSource ?? "",
+      catalogTable: catalog ? `${catalog.database}.${catalog.table}` : "",
+    });
   // A stale lease on a file the listing did not show means "deleted" only where the listing was
   // complete: not before a lexical cursor, nor outside a partition filter.
   for (const stale of unseenStale.values()) for (const k of [...stale.keys()]) if (!listing.covers(k)) stale.delete(k);
@@ -385,6 +424,7 @@ export async function listAndSelect(
     listing: listing.choice.strategy,
     listingReason: listing.choice.reason,
     ...(listing.choice.startAfter !== undefined ? { startAfter: listing.choice.startAfter } : {}),
+    ...(catalog ? { catalogTable: `${catalog.database}.${catalog.table}`, partitionsListed: catalog.partitionsListed } : {}),
     listed: plan.listed,
     excluded: plan.excluded,
     files: plan.files,
@@ -405,10 +445,38 @@ export async function listAndSelect(
     fullListing,
     pages: pageCount,
     listingStrategy: listing.choice.strategy,
+    ...(catalog ? { catalog, locations: selectedLocations(plan.selected, listing.catalog!.listing.locations) } : {}),
     coveredUpTo: covering
       ? new Map([...maxDone].map(([p, t]) => [p, Math.min(t, (minNew.get(p) ?? Number.POSITIVE_INFINITY) - 1)]))
       : undefined,
   };
+}
+
+/** What a run records of the catalog table it used (on its stored plan; `tranche plan` shows it). */
+function storedCatalog(resolved: ResolvedCatalogSource, listing: CatalogListing, filter: string | undefined): StoredCatalog {
+  const { table, options } = resolved;
+  const p = table.parameters;
+  const used = ["boundedFiles", "boundedSize", "exclusions", "recurse", "classification", "compressionType"].filter(
+    (k) => p[k] !== undefined,
+  );
+  return {
+    database: table.database,
+    table: table.table,
+    location: table.location,
+    partitionKeys: table.partitionKeys,
+    parameters: Object.fromEntries(used.map((k) => [k, p[k]!])),
+    ...(options.classification ? { classification: options.classification } : {}),
+    ...(filter ? { expression: filter } : {}),
+    partitionsListed: listing.stats.partitions,
+    glueRequests: listing.stats.glueRequests,
+  };
+}
+
+/** The read locations of the selected files' partitions. */
+function selectedLocations(selected: readonly PlannedFile[], all: ReadonlyMap<string, CatalogLocation>): Record<string, CatalogLocation> {
+  const out: Record<string, CatalogLocation> = {};
+  for (const f of selected) if (!(f.partition in out) && all.has(f.partition)) out[f.partition] = all.get(f.partition)!;
+  return out;
 }
 
 /**

@@ -20,7 +20,9 @@ export interface PreflightResult {
  *  1. the processor and its transform load in a worker thread (as they will run) and the
  *     processorOptions pass the processor's own schema (unknown keys are errors);
  *  2. source and output do not overlap (same folder, one inside the other, overlapping prefixes);
- *  3. the source exists and can be listed;
+ *     a catalog source's table is read first (GetTable, its parameters, the partition filter) and
+ *     its location stands for the source;
+ *  3. the source exists and can be listed (an output catalog table exists);
  *  4. the output can be written (a probe object under `_tranche/`, removed if permitted);
  *  5. abandoned temp files of killed workers are removed from a local output.
  * A bad setting throws ConfigError (E_CONFIG, exit 2); an unreachable source or output throws
@@ -48,15 +50,30 @@ export async function preflight(o: { cfg: TrancheConfig; job: string; pool: File
     throw new ConfigError(`${where}: ${pf.failure.message}`);
   }
 
-  if (locationsOverlap(jc.source.path, jc.output.path, { realpath: realpathSync.native })) {
+  const warnings = [...pf.warnings];
+  // A catalog source: the table is read (GetTable; its parameters and the partition filter
+  // checked), and its location takes the place of source.path below.
+  let sourcePath = jc.source.path;
+  let sourceField = field("source.path");
+  if (jc.source.catalog) {
+    const { resolveCatalogSource } = await import("../catalog/catalog-source.js");
+    const cat = await named(field("source.catalog"), () => resolveCatalogSource(o.cfg, jc));
+    sourcePath = cat.table.location;
+    sourceField = `${field("source.catalog")} (location of table ${jc.source.catalog.database}.${jc.source.catalog.table})`;
+  }
+  if (locationsOverlap(sourcePath!, jc.output.path, { realpath: realpathSync.native })) {
     throw new ConfigError(
-      `${field("output.path")} (${jc.output.path}) overlaps ${field("source.path")} (${jc.source.path}): outputs would be listed as inputs or inputs overwritten; point the output at a folder or prefix outside the source`,
+      `${field("output.path")} (${jc.output.path}) overlaps ${sourceField} (${sourcePath}): outputs would be listed as inputs or inputs overwritten; point the output at a folder or prefix outside the source`,
     );
   }
 
-  const warnings = [...pf.warnings];
-  const source = await openSource(jc.source.path, o.cfg.s3, { recurse: jc.source.recurse });
-  await named(field("source.path"), () => source.check());
+  const source = await openSource(sourcePath!, o.cfg.s3, { recurse: jc.source.recurse });
+  await named(sourceField, () => source.check());
+  if (jc.output.catalog) {
+    const { checkOutputTable } = await import("../catalog/register.js");
+    const out = await named(field("output.catalog"), () => checkOutputTable(o.cfg, jc));
+    if (out.warning) warnings.push(out.warning);
+  }
   const sink = await openSink(jc.output.path, o.cfg.s3, jc.output.s3);
   const probe = await named(field("output.path"), () => sink.probe());
   if (probe.warning) warnings.push(probe.warning);

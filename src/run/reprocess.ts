@@ -143,6 +143,8 @@ async function liveLeased(ctx: StepContext, store: BookmarkStore, files: readonl
  */
 export async function startReprocess(ctx: StepContext, job: string, spec: ReprocessSpec, trigger = "manual"): Promise<ReprocessResult> {
   const jc = ctx.cfg.jobs[job]!;
+  if (jc.source.path === undefined)
+    throw new ConfigError(`job "${job}" reads a catalog table (source.catalog): reprocessing is not supported for catalog sources yet`);
   const store = new BookmarkStore(ctx.redis, ctx.cfg.prefix, job);
   const parts = partitionCriteria(spec.partitions ?? [], jc.source.partitionKeys, job);
   const since = instant(spec.since, "since");

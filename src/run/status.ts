@@ -15,8 +15,8 @@ export async function backlog(cfg: TrancheConfig, job: string, store: BookmarkSt
   const plan = await planRun({
     source: listing.source,
     pages: listing.pages,
-    partitionKeys: j.source.partitionKeys,
-    exclusions: j.source.exclusions,
+    partitionKeys: listing.partitionKeys,
+    exclusions: listing.exclusions,
     bound: { kind: "files", limit: 1 },
     newIn: await selectionRule(store, "enable", "status", bandMs, undefined, undefined, new Map()),
   });

@@ -11,9 +11,11 @@ import type { Source, SourceObject } from "./types.js";
  *  - `lexical`: lists from StartAfter = the greatest key already settled below the band, for keys
  *    written in increasing lexical order; a full listing every `source.fullListingEvery` runs (or
  *    that much time) catches what the assumption missed.
+ *  - `catalog` (a `source.catalog` job, whatever `listing` says): the locations of the catalog
+ *    table's partitions that match the filter (src/catalog/catalog-source.ts).
  * `source.partitionFilter` also filters the files of the `full` and `lexical` listings.
  */
-export type ListingStrategy = "full" | "partitions" | "lexical";
+export type ListingStrategy = "full" | "partitions" | "lexical" | "catalog";
 
 /** What one run lists: the strategy in force, the key it starts after, and why. */
 export interface ListingChoice {

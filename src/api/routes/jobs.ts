@@ -20,12 +20,14 @@ export async function jobInfo(ctx: StepContext, name: string) {
     triggerInfo(ctx.cfg, ctx.redis, name),
   ]);
   const b = status.backlog;
+  // A catalog source's own bound is in its table: as the last run that listed read it (no catalog call here).
+  const fromTable = jc.source.catalog && source === "default" && status.bound?.source === "catalog" ? status.bound.bound : undefined;
   return {
     job: name,
     processor: jc.processor,
     mode: jc.bookmark.mode,
-    bound: describeBound(bound),
-    boundSource: source,
+    bound: fromTable ?? describeBound(bound),
+    boundSource: fromTable ? ("catalog" as const) : source,
     maxConcurrentRuns: jc.maxConcurrentRuns,
     whenBusy: jc.whenBusy,
     timeoutMinutes: jc.timeout,

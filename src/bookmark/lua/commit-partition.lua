@@ -33,6 +33,10 @@
     its time, the band fields (5 bytes each, sorted), the records per field (u32 each), the
     records grouped by field (10 bytes each), the entries (15 bytes each, field .. record) for the
     history delta; and the band edge the run planned with ('' if none)
+    optional, for a job with output.catalog (docs/catalog.md): 2 more keys, reg (hash) and due
+    (zset) of the job's catalog registrations, and 1 more argument, the registration entry (JSON;
+    '' = none): queued under '<runId>|<partition>', due at once, in this same atomic step, so that
+    a commit never loses its registration
   Output: {1, version, runs}, {1, version, runs, 'again'}, or {0, reason}:
     'slot'  the run no longer holds a live slot (it ended, or was presumed dead: others may have its files);
     'epoch' the bookmark was reset or rewound since the run started;
@@ -198,4 +202,11 @@ summary.state = state
 summary.delta = deltaParts
 summary.parts = redis.call('SMEMBERS', parts)
 historyPush(history, deltas, jobmeta, cjson.encode(summary), histSize, false)
+local regKey = 9 + nTouched * 9
+local regEntry = ARGV[8 + nTouched * 10]
+if KEYS[regKey + 2] and regEntry and regEntry ~= '' then
+  local field = runId .. '|' .. ARGV[8]
+  redis.call('HSET', KEYS[regKey + 1], field, regEntry)
+  redis.call('ZADD', KEYS[regKey + 2], 0, field)
+end
 return {1, version, runs}
