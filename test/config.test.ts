@@ -141,7 +141,7 @@ jobs:
 
   it("refuses a misspelt built-in processor and bad locations, naming the field", () => {
     expect(() => validateConfig({ jobs: { e: { ...job, processor: "ndjosn" } } }, { env: {} })).toThrow(
-      /jobs\.e\.processor: got "ndjosn"; not a built-in processor \(ndjson, csv, copy\): did you mean ndjson\?/,
+      /jobs\.e\.processor: got "ndjosn"; not a built-in processor \(ndjson, csv, copy, sql\): did you mean ndjson\?/,
     );
     expect(() => validateConfig({ jobs: { e: { ...job, output: { path: "file://relative/x" } } } }, { env: {} })).toThrow(
       /jobs\.e\.output\.path: got "file:\/\/relative\/x"/,

@@ -331,7 +331,7 @@ describe("sql processor: schema care", () => {
 });
 
 describe("sql processor: compressed inputs are whole", () => {
-  it("a truncated zstd input fails as E_CORRUPT (DuckDB alone would read its first part), a truncated gzip too", async () => {
+  it("a truncated zstd input fails as E_CORRUPT (DuckDB alone would read its first part), a truncated gzip and a broken Parquet file too", async () => {
     const h = await harness("sqlcut", { processor: "sql", attempts: 1 });
     const lines = ndjson(Array.from({ length: 3000 }, (_, i) => ({ i, s: `row ${i}` })));
     await writeInput(scratch, "l.json", lines, T0);
@@ -339,10 +339,12 @@ describe("sql processor: compressed inputs are whole", () => {
     await writeInput(h.inDir, "whole.json.zst", zst, T0);
     await writeInput(h.inDir, "cut.json.zst", zst.subarray(0, Math.floor(zst.length / 2)), T0 + 1000);
     await writeInput(h.inDir, "cut.json.gz", gzipSync(lines).subarray(0, 2000), T0 + 2000);
+    await writeInput(h.inDir, "bad.parquet", "PAR1 not really PAR1", T0 + 3000);
     await h.startWorker(1);
     const s = await h.run();
-    expect(s.fileFailures).toBe(2);
+    expect(s.fileFailures).toBe(3);
     expect(s.errors.filter((e) => e.startsWith("E_CORRUPT")).sort()).toEqual([
+      expect.stringMatching(/^E_CORRUPT: bad\.parquet: corrupt input: .*'bad\.parquet'/),
       expect.stringContaining("cut.json.gz"),
       expect.stringMatching(/cut\.json\.zst: truncated zstd stream/),
     ]);

@@ -194,9 +194,15 @@ let seq = 0;
 // Errors
 
 /** A DuckDB error, typed: DuckDB's errors carry their class only as the start of their message. */
-export function duckdbFailure(err: unknown, key: string, memoryMb: number, o: { pinned?: boolean } = {}): TypedFailure {
+export function duckdbFailure(
+  err: unknown,
+  key: string,
+  memoryMb: number,
+  o: { pinned?: boolean; parquet?: boolean; spool?: string } = {},
+): TypedFailure {
   if (isTypedFailure(err)) return err;
-  const msg = messageOf(err);
+  // DuckDB names the scratch file it read; the file is the input key.
+  const msg = o.spool ? messageOf(err).split(o.spool).join(key) : messageOf(err);
   const first = msg.split("\n")[0]!.trim();
   if (/No space left on device|Disk quota exceeded/i.test(msg)) {
     return new JobError("E_DISK_FULL", `${key}: DuckDB's scratch folder is full: ${first}; give TMPDIR more room`, { cause: err });
@@ -225,7 +231,8 @@ export function duckdbFailure(err: unknown, key: string, memoryMb: number, o: { 
   if (/^Conversion Error/.test(msg) && o.pinned) {
     return new FileError("E_SCHEMA", `${key}: a value does not fit processorOptions.schema: ${first}`, { cause: err });
   }
-  if (/^IO Error/.test(msg) && /zstd|gzip|decompress|compressed|parquet|magic/i.test(msg)) {
+  const reading = /^(IO Error|Invalid Input Error)/.test(msg);
+  if ((reading && o.parquet) || (/^IO Error/.test(msg) && /zstd|gzip|decompress|compressed|parquet|magic/i.test(msg))) {
     return new FileError("E_CORRUPT", `${key}: corrupt input: ${first}`, { cause: err });
   }
   return new FileError("E_PROCESSOR", `${key}: ${msg.split("\n\n")[0]!.replace(/\n/g, " ").trim()}`, { cause: err });
@@ -281,20 +288,33 @@ async function spool(ctx: ProcessorContext, file: string): Promise<Spooled> {
   return { path: file, bytes, compression: zstd ? "zstd" : "uncompressed", parquetMagic };
 }
 
-function readerSql(ctx: ProcessorContext, o: SqlOptions, s: Spooled, memoryMb: number): string {
+/** The file's format and its DuckDB reader call (JSON: given the columns, the reader does not sniff them again). */
+function readerOf(
+  ctx: ProcessorContext,
+  o: SqlOptions,
+  s: Spooled,
+  memoryMb: number,
+): { format: InputFormat; call(columns?: string): string } {
   const format = o.inputFormat ?? (s.parquetMagic ? "parquet" : formatOfKey(ctx.key));
   const file = lit(s.path);
   const compression = lit(s.compression);
   switch (format) {
     case "json":
-      return `read_json(${file}, format='auto', compression=${compression}, maximum_object_size=${maxObjectBytes(memoryMb)})`;
+      return {
+        format,
+        call: (columns) =>
+          `read_json(${file}, format='auto', compression=${compression}, maximum_object_size=${maxObjectBytes(memoryMb)}${columns ? `, columns=${columns}` : ""})`,
+      };
     case "csv": {
       const tsv = /\.tsv$/i.test(ctx.key.replace(COMPRESSED, ""));
       const delimiter = o.csv?.delimiter ?? (tsv ? "\t" : ",");
-      return `read_csv(${file}, header=${o.csv?.header ?? true}, delim=${lit(delimiter)}, compression=${compression})`;
+      return {
+        format,
+        call: () => `read_csv(${file}, header=${o.csv?.header ?? true}, delim=${lit(delimiter)}, compression=${compression})`,
+      };
     }
     case "parquet":
-      return `read_parquet(${file})`;
+      return { format, call: () => `read_parquet(${file})` };
     default:
       throw new FileError(
         "E_PROCESSOR",
@@ -369,15 +389,17 @@ async function transform(
   s: Spooled,
   out: string,
 ): Promise<{ records: number; schema?: Record<string, string> }> {
-  const reader = readerSql(ctx, o, s, e.memoryMb);
-  let view = `SELECT * FROM ${reader}`;
+  const reader = readerOf(ctx, o, s, e.memoryMb);
   const partition = Object.entries(ctx.partition);
-  if (partition.length) {
-    // Partition values as columns, unless the file has a column of that name (DuckDB's names are case-insensitive).
-    const own = new Set((await columnsOf(e.conn, `SELECT * FROM ${reader}`)).map((c) => c.name.toLowerCase()));
-    const add = partition.filter(([k]) => !own.has(k.toLowerCase())).map(([k, v]) => `${lit(v)} AS ${ident(k)}`);
-    if (add.length) view = `SELECT *, ${add.join(", ")} FROM ${reader}`;
-  }
+  // The file's columns: for the partition columns, and for JSON, whose reader then skips its own
+  // sniffing (the same sample gives the same types), so that knowing them costs nothing.
+  const own = reader.format === "json" || partition.length ? await columnsOf(e.conn, `SELECT * FROM ${reader.call()}`) : [];
+  const objects = reader.format === "json" && !(own.length === 1 && own[0]!.name === "json" && own[0]!.type === "JSON");
+  const read = objects ? reader.call(`{${own.map((c) => `${lit(c.name)}: ${lit(c.type)}`).join(", ")}}`) : reader.call();
+  // Partition values as columns, unless the file has a column of that name (DuckDB's names are case-insensitive).
+  const names = new Set(own.map((c) => c.name.toLowerCase()));
+  const add = partition.filter(([k]) => !names.has(k.toLowerCase())).map(([k, v]) => `${lit(v)} AS ${ident(k)}`);
+  const view = add.length ? `SELECT *, ${add.join(", ")} FROM ${read}` : `SELECT * FROM ${read}`;
   await e.conn.run(`CREATE OR REPLACE TEMP VIEW input AS ${view}`);
   const query = await finalQuery(e.conn, ctx.key, o);
   let records: number;
@@ -432,7 +454,8 @@ async function processSql(ctx: ProcessorContext): Promise<ProcessorResult> {
         return await transform(e, ctx, o, s, outFile);
       } catch (err) {
         ctx.signal?.throwIfAborted();
-        throw duckdbFailure(err, ctx.key, e.memoryMb, { pinned: o.schema !== undefined });
+        const parquet = (o.inputFormat ?? (s.parquetMagic ? "parquet" : formatOfKey(ctx.key))) === "parquet";
+        throw duckdbFailure(err, ctx.key, e.memoryMb, { pinned: o.schema !== undefined, parquet, spool: s.path });
       } finally {
         ctx.signal?.removeEventListener("abort", interrupt);
         await rm(inFile, { force: true });
