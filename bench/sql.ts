@@ -19,10 +19,12 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { Redis } from "ioredis";
 import { Piscina } from "piscina";
 import { validateConfig } from "../src/config/load.js";
 import { runCommand } from "../src/cli/run-command.js";
 import { demoRedis } from "../src/demo/redis-launcher.js";
+import { deletePrefix } from "./scale-lib.js";
 import type { BareTask } from "./sql-bare-worker.js";
 
 function arg(name: string, dflt: number): number {
@@ -167,6 +169,7 @@ async function main(): Promise<void> {
   const gen = await generate(inDir, files, records);
   const redis = await demoRedis();
   const results: ChildResult[] = [];
+  const prefixOf = (r: number) => `tranche-bench-sql-${path.basename(dir)}-${r}`;
   let rows: { tranche: number; bare: number } | undefined;
   try {
     for (let r = 0; r < rounds; r++) {
@@ -190,7 +193,7 @@ async function main(): Promise<void> {
           "--redis",
           redis.url,
           "--prefix",
-          `tranche-bench-sql-${path.basename(dir)}-${r}`,
+          prefixOf(r),
         ]);
         if (res.files !== files) throw new Error(`${kind} processed ${res.files} files, not ${files}`);
         results.push(res);
@@ -215,6 +218,9 @@ async function main(): Promise<void> {
       for (const kind of ["tranche", "bare"]) await rm(path.join(dir, `out-${kind}-${r}`), { recursive: true, force: true });
     }
   } finally {
+    const r = new Redis(redis.url);
+    for (let i = 0; i < rounds; i++) await deletePrefix(r, prefixOf(i));
+    await r.quit();
     await redis.stop();
     await rm(dir, { recursive: true, force: true });
   }
