@@ -1,4 +1,4 @@
-import { PutObjectCommand, ListObjectsV2Command } from "@aws-sdk/client-s3";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resolveBound } from "../src/config/bounds.js";
 import { escapePartitionValue, partitionPrefix } from "../src/catalog/location.js";
@@ -14,7 +14,7 @@ import type { StoredPlan } from "../src/run/enqueue-step.js";
 import { previewPlan } from "../src/run/plan-preview.js";
 import { startGlueStandin, type GlueStandin } from "./helpers/glue-standin.js";
 import { closeHarnesses, harness } from "./helpers/harness.js";
-import { startS3, type S3Fixture } from "./helpers/s3rver.js";
+import { listAll as listS3, startS3, type S3Fixture } from "./helpers/s3rver.js";
 import { cli, writeConfig } from "./helpers/cli.js";
 import { REDIS_URL } from "./helpers/redis.js";
 
@@ -38,16 +38,7 @@ async function put(key: string, body: string): Promise<void> {
   await s3.client.send(new PutObjectCommand({ Bucket: "lake", Key: key, Body: body }));
 }
 
-async function listAll(bucket: string, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let token: string | undefined;
-  do {
-    const r = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) out.push(o.Key!.slice(prefix.length));
-    token = r.NextContinuationToken;
-  } while (token);
-  return out.sort();
-}
+const listAll = (bucket: string, prefix: string) => listS3(s3.client, bucket, prefix);
 
 async function collect(gen: AsyncIterable<{ values: string[]; location: string | undefined }[]>) {
   const out: { values: string[]; location: string | undefined }[] = [];

@@ -1,8 +1,8 @@
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from "@aws-sdk/client-s3";
+import { GetObjectCommand, PutObjectCommand } from "@aws-sdk/client-s3";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { harness } from "./helpers/harness.js";
-import { startS3, type S3Fixture } from "./helpers/s3rver.js";
+import { listAll as listS3, startS3, type S3Fixture } from "./helpers/s3rver.js";
 
 let s3: S3Fixture;
 beforeAll(async () => {
@@ -14,16 +14,7 @@ afterAll(async () => {
   await s3?.stop();
 });
 
-async function listAll(bucket: string, prefix: string): Promise<string[]> {
-  const out: string[] = [];
-  let token: string | undefined;
-  do {
-    const r = await s3.client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of r.Contents ?? []) out.push(o.Key!.slice(prefix.length));
-    token = r.NextContinuationToken;
-  } while (token);
-  return out.sort();
-}
+const listAll = (bucket: string, prefix: string) => listS3(s3.client, bucket, prefix);
 
 describe("S3 source and S3 sink through a local S3-protocol server", () => {
   it("drains a partitioned S3 backlog in bounded runs into an S3 output, exactly once", async () => {

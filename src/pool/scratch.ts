@@ -9,6 +9,7 @@ import { readdirSync, rmSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { processAlive } from "../process-alive.js";
 
 const PREFIX = "tranche-sql-";
 
@@ -22,15 +23,6 @@ export async function removeScratch(threadId: number, pid = process.pid): Promis
   await rm(scratchDir(threadId, pid), { recursive: true, force: true }).catch(() => undefined);
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
-}
-
 /** Removes the scratch folders of processes that no longer run (on this host); returns how many. */
 export function sweepDeadScratch(): number {
   let n = 0;
@@ -42,7 +34,7 @@ export function sweepDeadScratch(): number {
   }
   for (const name of names) {
     const m = /^tranche-sql-(\d+)-\d+$/.exec(name);
-    if (!m || alive(Number(m[1]))) continue;
+    if (!m || processAlive(Number(m[1]))) continue;
     try {
       rmSync(path.join(os.tmpdir(), name), { recursive: true, force: true });
       n++;

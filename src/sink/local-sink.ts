@@ -11,6 +11,7 @@ import { classifyFsError, messageOf, type TypedFailure } from "../failures.js";
 import { fsCheckError } from "../source/check-errors.js";
 import { checkOutputKey, fitOutputKey, LOCAL_OUTPUT_LIMITS, TRANCHE_DIR } from "./output-name.js";
 import type { Sink, SinkWriter } from "./types.js";
+import { processAlive } from "../process-alive.js";
 
 /** Outputs up to this size are kept in memory and written in one blocking call at commit. */
 const SMALL_OUTPUT = 1 << 20;
@@ -41,16 +42,6 @@ function tempOwner(name: string): { host: string; pid: number } | undefined {
   const pid = Number(parts.at(-5));
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   return { host: parts.slice(0, -5).join("."), pid };
-}
-
-/** Whether a process of this host is alive (ESRCH: no such process; EPERM: alive, not ours). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== "ESRCH";
-  }
 }
 
 /** When this process started (epoch ms): a temp file with its pid last written before then is not its own. */
@@ -93,7 +84,7 @@ export async function sweepTempFiles(root: string, opts: { maxAgeMs?: number; no
       if (owner.pid === process.pid) {
         const t = await writtenAt(file);
         if (t === undefined || t >= PROCESS_STARTED - 1000) continue; // this process's own
-      } else if (alive(owner.pid)) {
+      } else if (processAlive(owner.pid)) {
         continue;
       }
     } else {

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
 import { makeS3Client } from "../../src/source/s3-client.js";
 import type { S3Settings } from "../../src/source/types.js";
 
@@ -112,4 +112,16 @@ function killChild(child: ChildProcess): Promise<void> {
     });
     child.kill("SIGTERM");
   });
+}
+
+/** Every key under a prefix (relative to it), sorted, through paginated ListObjectsV2. */
+export async function listAll(client: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let token: string | undefined;
+  do {
+    const r = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }));
+    for (const o of r.Contents ?? []) out.push(o.Key!.slice(prefix.length));
+    token = r.NextContinuationToken;
+  } while (token);
+  return out.sort();
 }
