@@ -127,6 +127,13 @@ export function listCatalog(
           o.log?.warn(`${(err as Error).message}: skipped`);
           return undefined;
         }
+        // Values with "/" or "=" can make two catalog partitions one bookmark partition (its id is
+        // built from the decoded values): refuse rather than read one from the other's location.
+        const seen = locations.get(id.id);
+        if (seen && (seen.uri !== uri || seen.strip !== strip))
+          throw new ConfigError(
+            `catalog table ${name}: partitions (${p.values.map((v) => JSON.stringify(v)).join(", ")}) and another one map to the same partition id ${JSON.stringify(id.id)} (values containing "/" or "="); tranche cannot tell their files apart: rename the values`,
+          );
         stats.partitions++;
         const loc = { uri, strip };
         locations.set(id.id, loc);

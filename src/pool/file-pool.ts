@@ -56,6 +56,9 @@ export class FilePool {
   readonly filesPerThread: number;
   /** Ids of the pool's threads seen alive (a thread's id reads -1 once it has exited). */
   private readonly threadIds = new Set<number>();
+  /** Files in the threads now, and files waiting for a place (see {@link run}). */
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
 
   constructor(opts: FilePoolOptions = {}) {
     this.threads = opts.threads ?? DEFAULTS.worker.threads;
@@ -86,6 +89,20 @@ export class FilePool {
    * JobError, GoneError, ArchivedError). `timeoutMs` aborts the file's thread when it is exceeded.
    */
   async run(task: FileTask, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<FileResult> {
+    // A file's timeout counts from when a thread has a place for it (threads × filesPerThread),
+    // not from when its batch handed it over: a file that waited behind others is not blamed.
+    while (this.running >= this.threads * this.filesPerThread) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      if (opts.signal?.aborted) throw new JobError("E_STOPPED", `${task.key}: stopped (${String(opts.signal.reason)})`);
+      return await this.runNow(task, opts);
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+
+  private async runNow(task: FileTask, opts: { timeoutMs?: number; signal?: AbortSignal }): Promise<FileResult> {
     const ctl = new AbortController();
     const timer = opts.timeoutMs ? setTimeout(() => ctl.abort(TIMED_OUT), opts.timeoutMs + STOP_GRACE_MS) : undefined;
     const onOuter = () => ctl.abort(opts.signal?.reason);

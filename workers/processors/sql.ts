@@ -170,11 +170,17 @@ async function createEngine(): Promise<Engine> {
   return { db, conn, dir, memoryMb };
 }
 
-/** The thread's DuckDB, created on first use; a failed start is not kept. */
+/**
+ * The thread's DuckDB, created on first use; a failed start is not kept. A start that fails (the
+ * scratch folder cannot be made, DuckDB cannot open) is the environment's: a retryable job error,
+ * never a file's.
+ */
 function getEngine(): Promise<Engine> {
   if (!engine) {
-    engine = createEngine();
-    engine.catch(() => (engine = undefined));
+    engine = createEngine().catch((err: unknown) => {
+      engine = undefined;
+      throw new JobError("E_ENGINE", `DuckDB could not start in this worker thread: ${messageOf(err)}`, { cause: err });
+    });
   }
   return engine;
 }
@@ -198,13 +204,13 @@ export function duckdbFailure(
   err: unknown,
   key: string,
   memoryMb: number,
-  o: { pinned?: boolean; parquet?: boolean; spool?: string } = {},
+  o: { pinned?: boolean; parquet?: boolean; spool?: string; scratch?: string } = {},
 ): TypedFailure {
   if (isTypedFailure(err)) return err;
   // DuckDB names the scratch file it read; the file is the input key.
   const msg = o.spool ? messageOf(err).split(o.spool).join(key) : messageOf(err);
   const first = msg.split("\n")[0]!.trim();
-  if (/No space left on device|Disk quota exceeded/i.test(msg)) {
+  if (/No space left on device|Disk quota exceeded|failed to offload|max_temp_directory_size/i.test(msg)) {
     return new JobError("E_DISK_FULL", `${key}: DuckDB's scratch folder is full: ${first}; give TMPDIR more room`, { cause: err });
   }
   if (/^Out of Memory Error/.test(msg)) {
@@ -231,6 +237,10 @@ export function duckdbFailure(
   if (/^Conversion Error/.test(msg) && o.pinned) {
     return new FileError("E_SCHEMA", `${key}: a value does not fit processorOptions.schema: ${first}`, { cause: err });
   }
+  // An I/O error on the thread's own scratch files (folder gone, too many open files, permissions)
+  // is the environment's, not the input's.
+  if (/^IO Error/.test(msg) && o.scratch && msg.includes(o.scratch) && !(o.spool && messageOf(err).includes(o.spool)))
+    return new JobError("E_SCRATCH", `${key}: DuckDB could not use its scratch folder ${o.scratch}: ${first}`, { cause: err });
   const reading = /^(IO Error|Invalid Input Error)/.test(msg);
   if ((reading && o.parquet) || (/^IO Error/.test(msg) && /zstd|gzip|decompress|compressed|parquet|magic/i.test(msg))) {
     return new FileError("E_CORRUPT", `${key}: corrupt input: ${first}`, { cause: err });
@@ -259,17 +269,24 @@ async function spool(ctx: ProcessorContext, file: string): Promise<Spooled> {
   let bytes = 0;
   let zstd: ZstdFrameCheck | undefined;
   let decided = false;
+  // The chunks seen before the 4-byte magic was complete (a first chunk may be tiny).
+  const early: Buffer[] = [];
   const observe = async function* (src: AsyncIterable<Buffer | string>) {
     for await (const c of src) {
       const chunk = typeof c === "string" ? Buffer.from(c) : c;
       if (chunk.length === 0) continue;
       bytes += chunk.length;
       for (let i = 0; head.length < 4 && i < chunk.length; i++) head.push(chunk[i]!);
-      if (!decided && head.length === 4) {
+      if (!decided && head.length < 4) early.push(chunk);
+      else if (!decided) {
         decided = true;
-        if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) zstd = new ZstdFrameCheck();
-      }
-      zstd?.push(chunk);
+        if (head[0] === 0x28 && head[1] === 0xb5 && head[2] === 0x2f && head[3] === 0xfd) {
+          zstd = new ZstdFrameCheck();
+          for (const e of early) zstd.push(e);
+        }
+        early.length = 0;
+        zstd?.push(chunk);
+      } else zstd?.push(chunk);
       yield chunk;
     }
   };
@@ -455,7 +472,7 @@ async function processSql(ctx: ProcessorContext): Promise<ProcessorResult> {
       } catch (err) {
         ctx.signal?.throwIfAborted();
         const parquet = (o.inputFormat ?? (s.parquetMagic ? "parquet" : formatOfKey(ctx.key))) === "parquet";
-        throw duckdbFailure(err, ctx.key, e.memoryMb, { pinned: o.schema !== undefined, parquet, spool: s.path });
+        throw duckdbFailure(err, ctx.key, e.memoryMb, { pinned: o.schema !== undefined, parquet, spool: s.path, scratch: e.dir });
       } finally {
         ctx.signal?.removeEventListener("abort", interrupt);
         await rm(inFile, { force: true });
