@@ -1,5 +1,5 @@
 import { GlueClient, type GlueClientConfig } from "@aws-sdk/client-glue";
-import { S3_TIMEOUT_DEFAULTS, type S3Settings } from "../source/types.js";
+import { S3_TIMEOUT_DEFAULTS, staticCredentials, type S3Settings } from "../source/types.js";
 
 /** Where a catalog table is: `source.catalog` or `output.catalog` of a job. */
 export interface CatalogRef {
@@ -34,12 +34,7 @@ export function makeGlueClient(s3: S3Settings, ref: Pick<CatalogRef, "region" | 
   };
   const endpoint = ref.endpoint || env.AWS_ENDPOINT_URL_GLUE || env.AWS_ENDPOINT_URL || undefined;
   if (endpoint) config.endpoint = endpoint;
-  if (s3.accessKeyId && s3.secretAccessKey) {
-    config.credentials = {
-      accessKeyId: s3.accessKeyId,
-      secretAccessKey: s3.secretAccessKey,
-      ...(s3.sessionToken ? { sessionToken: s3.sessionToken } : {}),
-    };
-  }
+  const credentials = staticCredentials(s3);
+  if (credentials) config.credentials = credentials;
   return new GlueClient(config);
 }

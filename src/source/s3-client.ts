@@ -1,5 +1,5 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
-import { S3_TIMEOUT_DEFAULTS, type S3Settings } from "./types.js";
+import { S3_TIMEOUT_DEFAULTS, staticCredentials, type S3Settings } from "./types.js";
 
 /**
  * Builds an S3 client from config settings, falling back to the standard AWS
@@ -28,13 +28,8 @@ export function makeS3Client(settings: S3Settings = {}): S3Client {
     },
   };
   if (endpoint) config.endpoint = endpoint;
-  if (settings.accessKeyId && settings.secretAccessKey) {
-    config.credentials = {
-      accessKeyId: settings.accessKeyId,
-      secretAccessKey: settings.secretAccessKey,
-      ...(settings.sessionToken ? { sessionToken: settings.sessionToken } : {}),
-    };
-  }
+  const credentials = staticCredentials(settings);
+  if (credentials) config.credentials = credentials;
   return new S3Client(config);
 }
 

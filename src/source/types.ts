@@ -73,3 +73,11 @@ export interface S3Settings {
    */
   requestTimeoutMs?: number;
 }
+
+/** Credentials given in the config (`s3.accessKeyId`/`secretAccessKey`/`sessionToken`), or undefined: the AWS chain then applies. */
+export function staticCredentials(
+  s: Pick<S3Settings, "accessKeyId" | "secretAccessKey" | "sessionToken">,
+): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
+  if (!s.accessKeyId || !s.secretAccessKey) return undefined;
+  return { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, ...(s.sessionToken ? { sessionToken: s.sessionToken } : {}) };
+}
