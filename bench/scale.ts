@@ -81,7 +81,11 @@ if (want("planner")) {
   const smalls = [];
   for (let i = 0; i < 10; i++) smalls.push(await plannerPeak({ listed: 10_000, bound: 1000, redis, prefix, baseHeap }));
   const bigRun = await plannerPeak({ listed: sizes("listed", [1_000_000])[0]!, bound: 1000, redis, prefix, baseHeap });
-  const small = { listed: 10_000, liveBytes: median(smalls.flatMap((r) => r.last.slice(-5))), peakBytes: Math.max(...smalls.map((r) => r.peakBytes)) };
+  const small = {
+    listed: 10_000,
+    liveBytes: median(smalls.flatMap((r) => r.last.slice(-5))),
+    peakBytes: Math.max(...smalls.map((r) => r.peakBytes)),
+  };
   const big = { listed: bigRun.listed, liveBytes: median(bigRun.last), peakBytes: bigRun.peakBytes };
   out.planner = { small, big, ratio: big.liveBytes / small.liveBytes };
   say(
