@@ -208,6 +208,28 @@ describe("output partitions registered in the output catalog table", () => {
     expect((await jobStatus(h.cfg, h.redis, h.name, { listIfUnknown: false })).catalogRegistrations).toMatchObject({ pending: 0 });
   });
 
+  it("a slow Glue holds neither the partitions nor the run's end: the registration finishes after the run", async () => {
+    const h = await registeredJob("reg5");
+    await writeInput(h.inDir, "dt=2024-05-01/a.json", '{"a":1}\n', T0);
+    await writeInput(h.inDir, "dt=2024-05-02/a.json", '{"a":1}\n', T0 + 1);
+    // Glue takes 6 s to answer each BatchCreatePartition (the partitions exist once it answers).
+    glue.setLatency(6000, "BatchCreatePartition");
+    h.startWorker();
+    const r = await h.run();
+    expect([r.status, r.files]).toEqual(["succeeded", 2]);
+    // The run ended before Glue answered: both registrations are still queued (claimed by the commit steps' attempts).
+    expect(await pending(h)).toBe(2);
+    await waitFor(async () => (await pending(h)) === 0, 20_000, "the registrations to finish");
+    expect(
+      glue
+        .partitions("curated", "reg5")
+        .map((p) => p.Values[0])
+        .sort(),
+    ).toEqual(["2024-05-01", "2024-05-02"]);
+    // Done by the commit steps' own attempts, once each (their claims kept the workers' registrars off them).
+    expect(glue.calls().BatchCreatePartition).toBe(2);
+  });
+
   it("a registration left by a worker that stopped right after the commit is done by the next worker", async () => {
     const h = await registeredJob("reg4");
     await writeInput(h.inDir, "dt=2024-04-01/a.json", '{"a":1}\n', T0);

@@ -4,13 +4,16 @@ import { BookmarkStore } from "../bookmark/store.js";
 import type { TrancheConfig } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { FilePool } from "../pool/file-pool.js";
-import { commitStepJob } from "../run/commit-step.js";
+import { commitStepJob, settleRegistrations } from "../run/commit-step.js";
 import { finishRun } from "../run/finish-step.js";
 import { planStepJob } from "../run/plan-step.js";
 import { stepContext, type StepContext } from "../run/step-context.js";
 import { timeoutStepJob } from "../run/stop-run.js";
 import { queueName, type BatchJobData, type StepJobData } from "./batch-job.js";
 import { processBatch } from "./process-batch.js";
+
+/** How long a closing worker waits for the commit steps' registration attempts still under way. */
+const REGISTRATIONS_SETTLE_MS = 10_000;
 
 export interface BatchWorkerOptions {
   /** Connection for bookmark writes and run progress. */
@@ -129,8 +132,11 @@ export class BatchWorker {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.registrars.map((r) => r.stop()));
+    // The workers first (their commit steps end), then the registrars, then the commit steps'
+    // own registration attempts still under way: nothing that queues a registration runs after.
     await Promise.all(this.workers.map((w) => w.close()));
+    await Promise.all(this.registrars.map((r) => r.stop()));
+    await settleRegistrations(REGISTRATIONS_SETTLE_MS);
     await this.ctx.queues.close();
   }
 }

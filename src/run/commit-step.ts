@@ -132,15 +132,44 @@ async function commit(
   return { ...base, state: "COMMITTED", version, manifest };
 }
 
-/** The commit step's own attempt at registering what its partition wrote (queued: a failure is left to the workers' retries). */
+/** How long the commit step waits for its own registration attempt before it goes on without it. */
+export const REGISTER_NOW_WAIT_MS = 2000;
+
+/** The commit steps' registration attempts still under way in this process. */
+const registering = new Set<Promise<void>>();
+
+/**
+ * The commit step's own attempt at registering what its partition wrote. The registration is
+ * queued already (by the commit script): the step waits for the attempt at most
+ * REGISTER_NOW_WAIT_MS, so that a slow Glue holds neither the next partition nor the run's end;
+ * an attempt that takes longer goes on in the background (its claim keeps the workers'
+ * registrars off it), and whatever fails stays queued for them.
+ */
 async function registerNow(ctx: StepContext, d: CommitData, log: StepContext["log"]): Promise<void> {
-  try {
-    const { CatalogRegistrar } = await import("../catalog/register.js");
-    // Two attempts here at most (a slow Glue must not hold the run's end); the workers retry the rest.
-    await new CatalogRegistrar({ redis: ctx.redis, cfg: ctx.cfg, job: d.job, log, maxAttempts: 2 }).registerNow(d.runId, d.partition);
-  } catch (err) {
-    log.warn("catalog registration will be retried by the workers", { reason: (err as Error).message });
-  }
+  const attempt = (async () => {
+    try {
+      const { CatalogRegistrar } = await import("../catalog/register.js");
+      await new CatalogRegistrar({ redis: ctx.redis, cfg: ctx.cfg, job: d.job, log, maxAttempts: 2 }).registerNow(d.runId, d.partition);
+    } catch (err) {
+      log.warn("catalog registration will be retried by the workers", { reason: (err as Error).message });
+    }
+  })();
+  registering.add(attempt);
+  void attempt.finally(() => registering.delete(attempt));
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([attempt, new Promise<void>((r) => (timer = setTimeout(r, REGISTER_NOW_WAIT_MS)))]);
+  clearTimeout(timer);
+}
+
+/**
+ * Waits (at most `maxMs`) for the registration attempts still under way in this process, so that
+ * a closing worker does not cut them off; one cut off is claimed for a minute, then retried.
+ */
+export async function settleRegistrations(maxMs: number): Promise<void> {
+  if (registering.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(registering), new Promise<void>((r) => (timer = setTimeout(r, maxMs)))]);
+  clearTimeout(timer);
 }
 
 /** Writes the partition's manifest (after its commit: a manifest names committed output only). */

@@ -5,6 +5,7 @@ import { settleAtFinish } from "../events/select.js";
 import type { StoredPlan } from "./enqueue-step.js";
 import { continueReprocess, wakeNextReprocessRun } from "./reprocess.js";
 import { recordFullListing } from "./listing-step.js";
+import { announceRunEnded } from "./run-ended.js";
 import type { StepContext } from "./step-context.js";
 import { runOutcome, TERMINAL, type RunState } from "./states.js";
 import { statusOf, type RunSummary } from "./summary.js";
@@ -175,5 +176,6 @@ export async function finishRun(ctx: StepContext, job: string, runId: string): P
       durationMs: summary.durationMs,
     });
   }
+  announceRunEnded(runId);
   return summary;
 }

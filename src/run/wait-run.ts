@@ -4,6 +4,7 @@ import { STARTER_TTL_S } from "./run-record.js";
 import { RunLostError, TrancheError } from "../errors.js";
 import type { StepContext } from "./step-context.js";
 import { finishRun } from "./finish-step.js";
+import { untilRunEndedOr } from "./run-ended.js";
 import { TERMINAL, type RunState } from "./states.js";
 import type { RunProgress, RunSummary } from "./summary.js";
 
@@ -95,6 +96,6 @@ export async function waitForRun(
             bytesDone: Math.min(bytes, Number(bytesDone || 0)),
           },
     );
-    await new Promise((r) => setTimeout(r, pollMs));
+    await untilRunEndedOr(runId, pollMs);
   }
 }

@@ -72,8 +72,8 @@ export interface GlueStandin {
   calls(): Record<string, number>;
   /** The JSON bodies of the requests of one operation since the start or the last `reset()`. */
   requests(op: GlueOperation): Record<string, unknown>[];
-  /** Each request waits this long before its answer (emulates the network). */
-  setLatency(ms: number): void;
+  /** Each request (of one operation, when given; until `reset()`) waits this long before its answer (emulates the network, or a slow Glue). */
+  setLatency(ms: number, op?: GlueOperation): void;
   reset(): void;
   close(): Promise<void>;
 }
@@ -97,6 +97,7 @@ export async function startGlueStandin(): Promise<GlueStandin> {
   let bodies: Record<string, Record<string, unknown>[]> = {};
   const faults: { op: string; left: number; error: { status: number; type: string; message?: string } }[] = [];
   let latency = 0;
+  const opLatency = new Map<string, number>();
 
   const tableOf = (db: unknown, name: unknown): Table => {
     const d = dbs.get(String(db));
@@ -203,7 +204,8 @@ export async function startGlueStandin(): Promise<GlueStandin> {
           res.writeHead(status, { "Content-Type": "application/x-amz-json-1.1", "Content-Length": Buffer.byteLength(text) });
           res.end(text);
         };
-        if (latency > 0) setTimeout(send, latency);
+        const wait = opLatency.get(op) ?? latency;
+        if (wait > 0) setTimeout(send, wait);
         else send();
       };
       counts[op] = (counts[op] ?? 0) + 1;
@@ -275,13 +277,15 @@ export async function startGlueStandin(): Promise<GlueStandin> {
     },
     calls: () => ({ ...counts }),
     requests: (op) => [...(bodies[op] ?? [])],
-    setLatency(ms) {
-      latency = ms;
+    setLatency(ms, op) {
+      if (op === undefined) latency = ms;
+      else opLatency.set(op, ms);
     },
     reset() {
       counts = {};
       bodies = {};
       faults.length = 0;
+      opLatency.clear();
     },
     close: () =>
       new Promise<void>((resolve) => {
