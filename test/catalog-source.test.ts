@@ -339,6 +339,20 @@ describe("a catalog table as a job's source", () => {
     );
   });
 
+  it("a catalog partition located in the output is refused (E_CONFIG naming it) before anything is leased", async () => {
+    await seedTable("ev6");
+    // A partition pointing into the job's output (s3://clean/ev6/): its files would be outputs.
+    glue.putPartitions("raw", "ev6", [{ values: ["2024-01-05"], location: "s3://clean/ev6/dt=2024-01-05/" }]);
+    const h = await catalogJob("ev6");
+    h.startWorker();
+    const err = (await h.run().catch((e: unknown) => e)) as { code: string; message: string };
+    expect(err.code).toBe("E_CONFIG");
+    expect(err.message).toMatch(
+      /partition \("2024-01-05"\) of catalog table raw\.ev6 is located at s3:\/\/clean\/ev6\/dt=2024-01-05\/, which overlaps output\.path/,
+    );
+    expect(await h.redis.keys(`${h.prefix}:bm:${h.name}:p:*`)).toEqual([]);
+  });
+
   it("config: exactly one of path or catalog; no partitionKeys or lexical listing with a catalog; events refused", async () => {
     const { validateConfig } = await import("../src/config/load.js");
     const job = (source: Record<string, unknown>, extra: Record<string, unknown> = {}) =>

@@ -108,6 +108,7 @@ describe("output.s3", () => {
     expect(cfg({ storageClass: "CHEAP" })).toThrow(/storageClass/);
     expect(cfg({ acl: "everyone" })).toThrow(/acl/);
     expect(cfg({ serverSideEncryption: "AES256" }, "/tmp/out")).toThrow(/output\.s3.*s3:\/\/ outputs/);
+    expect(cfg({ serverSideEncryption: "aws:kms:dsse", bucketKeyEnabled: true })).toThrow(/bucketKeyEnabled.*DSSE/);
     expect(() => cfg({ serverSideEncryption: "aws:kms", kmsKeyId: "alias/x" })()).not.toThrow();
   });
 });

@@ -1,6 +1,7 @@
 import type { GlueClient } from "@aws-sdk/client-glue";
 import type { S3Client } from "@aws-sdk/client-s3";
 import type { JobConfig, TrancheConfig } from "../config/schema.js";
+import { locationsOverlap } from "../config/overlap.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { compileFilter, type Filter } from "../source/partition-filter.js";
@@ -127,6 +128,11 @@ export function listCatalog(
           o.log?.warn(`${(err as Error).message}: skipped`);
           return undefined;
         }
+        // A partition located in (or around) the output would list outputs as inputs.
+        if (locationsOverlap(uri, job.output.path))
+          throw new ConfigError(
+            `${what} is located at ${uri}, which overlaps output.path (${job.output.path}): outputs would be read as inputs; point the partition or the output elsewhere`,
+          );
         // Values with "/" or "=" can make two catalog partitions one bookmark partition (its id is
         // built from the decoded values): refuse rather than read one from the other's location.
         const seen = locations.get(id.id);

@@ -338,6 +338,12 @@ export const outputS3Schema = z
       ctx.addIssue({ code: "custom", path: ["kmsKeyId"], message: "a KMS key needs serverSideEncryption: aws:kms (or aws:kms:dsse)" });
     if (o.bucketKeyEnabled !== undefined && !o.serverSideEncryption?.startsWith("aws:kms"))
       ctx.addIssue({ code: "custom", path: ["bucketKeyEnabled"], message: "a Bucket Key needs serverSideEncryption: aws:kms" });
+    else if (o.bucketKeyEnabled === true && o.serverSideEncryption === "aws:kms:dsse")
+      ctx.addIssue({
+        code: "custom",
+        path: ["bucketKeyEnabled"],
+        message: "S3 has no Bucket Keys for DSSE-KMS (aws:kms:dsse): use serverSideEncryption aws:kms, or leave bucketKeyEnabled out",
+      });
   });
 
 /** Where a job writes: a folder or `s3://bucket/prefix/`, with S3 storage settings. */

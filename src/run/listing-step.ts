@@ -120,10 +120,12 @@ async function catalogListing(
     choice: { strategy: "catalog", reason: `partitions of catalog table ${table.database}.${table.table}` },
     cursor: null,
     pages: listing.pages,
+    // Only the partitions the catalog listed (by then the listing is done): a file of a partition
+    // the catalog no longer has, or one whose location is elsewhere, was not looked for.
     covers: (key) => {
       if (!partitioned) return true;
       const p = parsePartition(key, table.partitionKeys);
-      return p.id !== UNPARTITIONED && (!filter || filter(p.values) === true);
+      return p.id !== UNPARTITIONED && listing.locations.has(p.id);
     },
     partitionKeys: table.partitionKeys,
     exclusions: [...s.exclusions, ...options.exclusions],
