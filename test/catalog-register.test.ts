@@ -208,6 +208,23 @@ describe("output partitions registered in the output catalog table", () => {
     expect((await jobStatus(h.cfg, h.redis, h.name, { listIfUnknown: false })).catalogRegistrations).toMatchObject({ pending: 0 });
   });
 
+  it("a partition the catalog has at another location is left as it is, but reported (log and metric)", async () => {
+    const h = await registeredJob("reg6");
+    glue.putPartitions("curated", "reg6", [{ values: ["2024-06-01"], location: "s3://clean/old-place/dt=2024-06-01/" }]);
+    await writeInput(h.inDir, "dt=2024-06-01/a.json", '{"a":1}\n', T0);
+    await writeInput(h.inDir, "dt=2024-06-02/a.json", '{"a":1}\n', T0 + 1);
+    h.startWorker();
+    expect((await h.run()).status).toBe("succeeded");
+    await waitFor(async () => (await pending(h)) === 0, 10_000, "the registrations to finish");
+    const parts = glue.partitions("curated", "reg6").map((p) => [p.Values[0], p.StorageDescriptor.Location]);
+    expect(parts.sort()).toEqual([
+      ["2024-06-01", "s3://clean/old-place/dt=2024-06-01/"],
+      ["2024-06-02", "s3://clean/reg6/dt=2024-06-02/"],
+    ]);
+    expect([await metric("created", h.name), await metric("existing", h.name), await metric("elsewhere", h.name)]).toEqual([1, 0, 1]);
+    expect(glue.calls().BatchGetPartition).toBe(1);
+  });
+
   it("a slow Glue holds neither the partitions nor the run's end: the registration finishes after the run", async () => {
     const h = await registeredJob("reg5");
     await writeInput(h.inDir, "dt=2024-05-01/a.json", '{"a":1}\n', T0);

@@ -37,8 +37,9 @@ export async function createPartitions(
   client: GlueClient,
   table: CatalogTable,
   partitions: readonly OutputPartition[],
-): Promise<{ created: number; existing: number }> {
+): Promise<{ created: number; existing: number; elsewhere: ElsewherePartition[] }> {
   const { BatchCreatePartitionCommand } = await import("@aws-sdk/client-glue");
+  const elsewhere: ElsewherePartition[] = [];
   const name = tableName(table);
   let created = 0;
   let existing = 0;
@@ -71,8 +72,49 @@ export async function createPartitions(
     }
     existing += errors.length;
     created += chunk.length - errors.length;
+    if (errors.length) elsewhere.push(...(await locatedElsewhere(client, table, chunk, errors)));
   }
-  return { created, existing };
+  return { created, existing, elsewhere };
+}
+
+/** An output partition the catalog has already, at another location than the one written. */
+export interface ElsewherePartition {
+  values: string[];
+  /** Where the catalog's partition points. */
+  location: string;
+  /** Where tranche wrote. */
+  written: string;
+}
+
+const sameLocation = (a: string, b: string) => a.replace(/\/+$/, "") === b.replace(/\/+$/, "");
+
+/**
+ * Of the partitions BatchCreatePartition found existing, those whose location is not where the
+ * outputs were written (readers of the table do not see them there): one BatchGetPartition.
+ */
+async function locatedElsewhere(
+  client: GlueClient,
+  table: CatalogTable,
+  chunk: readonly OutputPartition[],
+  errors: readonly { PartitionValues?: string[] }[],
+): Promise<ElsewherePartition[]> {
+  const { BatchGetPartitionCommand } = await import("@aws-sdk/client-glue");
+  const wanted = new Map(chunk.map((p) => [p.values.join("\u0000"), p]));
+  const asked = errors.map((e) => ({ Values: e.PartitionValues ?? [] })).filter((v) => wanted.has(v.Values.join("\u0000")));
+  if (asked.length === 0) return [];
+  let out;
+  try {
+    out = await client.send(new BatchGetPartitionCommand({ DatabaseName: table.database, TableName: table.table, PartitionsToGet: asked }));
+  } catch (err) {
+    throw classifyGlueError(err, { table: tableName(table), op: "BatchGetPartition" });
+  }
+  const found: ElsewherePartition[] = [];
+  for (const p of out.Partitions ?? []) {
+    const mine = wanted.get((p.Values ?? []).join("\u0000"));
+    const location = p.StorageDescriptor?.Location ?? "";
+    if (mine && !sameLocation(location, mine.location)) found.push({ values: mine.values, location, written: mine.location });
+  }
+  return found;
 }
 
 /** GetTable of a job's output catalog table (preflight: E_CONFIG naming it when it does not exist). */
@@ -197,8 +239,21 @@ export class CatalogRegistrar {
     const r = await createPartitions(client, table, partitions);
     const labels = { [JOB_LABEL]: this.o.job };
     if (r.created) catalogRegistrations.inc({ ...labels, outcome: "created" }, r.created);
-    if (r.existing) catalogRegistrations.inc({ ...labels, outcome: "existing" }, r.existing);
-    return r;
+    if (r.existing - r.elsewhere.length) catalogRegistrations.inc({ ...labels, outcome: "existing" }, r.existing - r.elsewhere.length);
+    if (r.elsewhere.length) {
+      catalogRegistrations.inc({ ...labels, outcome: "elsewhere" }, r.elsewhere.length);
+      // Not changed: a partition pointing elsewhere was set so by someone; readers of the table see that location.
+      this.o.log.warn(
+        "output partitions exist in the catalog at another location: readers of the table do not see what was written; point them at the output or drop them",
+        {
+          job: this.o.job,
+          table: tableName(table),
+          partitions: r.elsewhere.slice(0, 10).map((p) => ({ values: p.values, catalogLocation: p.location, written: p.written })),
+          count: r.elsewhere.length,
+        },
+      );
+    }
+    return { created: r.created, existing: r.existing };
   }
 
   /** Drains due entries every `intervalMs` until `stop()`. */

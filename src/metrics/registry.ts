@@ -130,7 +130,7 @@ export const lexicalMissed = new Counter({
 /** Output partitions registered in the output catalog table (`created`, `existing`: already there) and failed registration attempts (`failed`). */
 export const catalogRegistrations = new Counter({
   name: "tranche_catalog_registrations_total",
-  help: "Output partitions registered in the output catalog table (created, existing) and failed registration attempts (failed)",
+  help: "Output partitions registered in the output catalog table (created, existing; elsewhere: existing at another location, left as is) and failed registration attempts (failed)",
   labelNames: [JOB_LABEL, "outcome"],
   registers: [registry],
 });

@@ -41,7 +41,7 @@ interface Table {
   partitions: Map<string, StandinPartition>;
 }
 
-export type GlueOperation = "GetTable" | "GetPartitions" | "GetPartition" | "BatchCreatePartition" | string;
+export type GlueOperation = "GetTable" | "GetPartitions" | "GetPartition" | "BatchGetPartition" | "BatchCreatePartition" | string;
 
 export interface GlueStandin {
   endpoint: string;
@@ -166,6 +166,13 @@ export async function startGlueStandin(): Promise<GlueStandin> {
       const p = t.partitions.get((b.PartitionValues as string[]).join("\u0000"));
       if (!p) throw notFound("Partition not found.");
       return { Partition: partitionOut(String(b.DatabaseName), t, p) };
+    },
+    BatchGetPartition(b) {
+      const t = tableOf(b.DatabaseName, b.TableName);
+      const list = (b.PartitionsToGet as { Values: string[] }[] | undefined) ?? [];
+      if (list.length === 0 || list.length > 1000) throw invalid(`PartitionsToGet must hold 1-1000 entries, got ${list.length}`);
+      const found = list.map((v) => t.partitions.get(v.Values.join("\u0000"))).filter((p) => p !== undefined);
+      return { Partitions: found.map((p) => partitionOut(String(b.DatabaseName), t, p)), UnprocessedKeys: [] };
     },
     BatchCreatePartition(b) {
       const t = tableOf(b.DatabaseName, b.TableName);
