@@ -12,7 +12,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { DuckDBInstance, type DuckDBConnection } from "@duckdb/node-api";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FilePool } from "../src/pool/file-pool.js";
-import { duckdbFailure } from "../workers/processors/sql.js";
+import { briefOf, duckdbFailure } from "../workers/processors/sql.js";
 import { startGlueStandin, type GlueStandin } from "./helpers/glue-standin.js";
 import { closeHarnesses, harness } from "./helpers/harness.js";
 import { listFiles, writeInput } from "./helpers/files.js";
@@ -91,6 +91,21 @@ describe("sql processor: environment failures are job errors, not the file's", (
     expect(String((err as Error).message)).toMatch(/max_temp_directory_size/);
     const f = duckdbFailure(err, "dt=1/a.json", 512, { spool: path.join(scratch, "in-1") });
     expect([f.kind, f.code]).toEqual(["job", expect.any(String)]);
+  });
+
+  it("a CSV DuckDB cannot parse is a brief file error: its advice of options a job cannot set is left out", () => {
+    // DuckDB's sniffer message as the new-user trial got it (its advice paragraph abridged).
+    const err = new Error(
+      "Invalid Input Error: Error when sniffing file \"/tmp/s/in-3\".\nIt was not possible to automatically detect the CSV parsing dialect\nThe search space used was:\nDelimiter Candidates: ',', '|', ';', '\t'\n" +
+        "Possible fixes:\n* Disable the parser's strict mode (strict_mode=false) to allow reading rows that do not comply with the CSV standard.\n* Set ignore_errors=true\n* Set null_padding=true\n" +
+        "x".repeat(1200),
+    );
+    const f = duckdbFailure(err, "dt=1/bad.csv", 512, { spool: "/tmp/s/in-3" });
+    expect([f.kind, f.code]).toEqual(["file", "E_PROCESSOR"]);
+    expect(f.message).toBe(
+      "dt=1/bad.csv: Invalid Input Error: Error when sniffing file \"dt=1/bad.csv\". It was not possible to automatically detect the CSV parsing dialect The search space used was: Delimiter Candidates: ',', '|', ';', '\t'",
+    );
+    expect(briefOf("x".repeat(2000)).length).toBe(500);
   });
 
   it("an I/O error on the scratch output file (folder gone, too many open files) is not E_CORRUPT input", async () => {

@@ -195,6 +195,33 @@ describe("sql processor: the SQL and the partition", () => {
     ).toEqual([{ id: 3, doubled: 14, dt: "2024-01-01", region: "own" }]);
   });
 
+  it("a SQL naming a column the files lack is the job's error (E_SQL): small batches are not dead-lettered, every file stays in the backlog", async () => {
+    // The trial's case: one file per partition (batches far below the 80%-of-5-files rule), dead
+    // letters after one run. Before, each run failed its files one by one (E_PROCESSOR) and set them aside.
+    const h = await harness("sqltypo", {
+      processor: "sql",
+      processorOptions: { sql: "select usr_id, dt from input" },
+      source: { partitionKeys: ["dt"] },
+      attempts: 1,
+      bookmark: { deadLetterAfterRuns: 1 },
+    });
+    await writeInput(h.inDir, "dt=2024-01-01/a.json", ndjson([{ user_id: 1 }]), T0);
+    await writeInput(h.inDir, "dt=2024-01-02/b.json", ndjson([{ user_id: 2 }]), T0 + 1000);
+    await h.startWorker(1);
+    for (let i = 0; i < 2; i++) {
+      const s = await h.run();
+      expect([s.status, s.deadLettered, s.fileFailures]).toEqual(["failed", 0, 0]);
+      expect(s.jobFailure).toMatch(
+        /E_SQL.*processorOptions\.sql does not fit this file: Binder Error: Referenced column "usr_id" not found/,
+      );
+    }
+    expect(await h.redis.hlen(`${h.prefix}:bm:${h.name}:deadletters`)).toBe(0);
+    // With the SQL fixed, both files are taken.
+    h.cfg.jobs[h.name]!.processorOptions = { sql: "select user_id, dt from input" };
+    const fixed = await h.run();
+    expect([fixed.status, fixed.files]).toEqual(["succeeded", 2]);
+  });
+
   it("refuses SQL that does not parse, several statements, a pinned type DuckDB does not know and unknown options, at preflight", async () => {
     const pool = new FilePool({ threads: 1 });
     try {

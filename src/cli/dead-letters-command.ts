@@ -32,7 +32,7 @@ export async function deadLettersCommand(action: "list" | "retry" | "clear", job
           process.stdout.write(
             opts.json
               ? JSON.stringify(r) + "\n"
-              : `${r.key}\t${new Date(r.lastModified).toISOString()}\t${r.partition}\t${r.runId}\t${r.reason}\n`,
+              : `${r.key}\t${new Date(r.lastModified).toISOString()}\t${r.partition}\t${r.runId}\t${r.at}\t${r.reason}\n`,
           );
         }
       }

@@ -234,6 +234,16 @@ export function duckdbFailure(
       { cause: err, retryable: false },
     );
   }
+  // The SQL names a column (or calls a function on a type) the file does not have: most often a
+  // typo in the SQL, which must not set the backlog aside file by file. A job error: the run fails,
+  // every file stays in the backlog, and the SQL is fixed (or made to fit every file).
+  if (/^Binder Error/.test(msg)) {
+    return new JobError(
+      "E_SQL",
+      `${key}: processorOptions.sql does not fit this file: ${first}; fix the SQL: every file must have the columns and types it uses (the files stay in the backlog, none is set aside)`,
+      { cause: err, retryable: false },
+    );
+  }
   if (/^Conversion Error/.test(msg) && o.pinned) {
     return new FileError("E_SCHEMA", `${key}: a value does not fit processorOptions.schema: ${first}`, { cause: err });
   }
@@ -245,7 +255,19 @@ export function duckdbFailure(
   if ((reading && o.parquet) || (/^IO Error/.test(msg) && /zstd|gzip|decompress|compressed|parquet|magic/i.test(msg))) {
     return new FileError("E_CORRUPT", `${key}: corrupt input: ${first}`, { cause: err });
   }
-  return new FileError("E_PROCESSOR", `${key}: ${msg.split("\n\n")[0]!.replace(/\n/g, " ").trim()}`, { cause: err });
+  return new FileError("E_PROCESSOR", `${key}: ${briefOf(msg)}`, { cause: err });
+}
+
+/**
+ * DuckDB's message, brief: its first paragraph on one line, without the advice that follows
+ * ("Possible fixes: … strict_mode=false …": options a job cannot set), at most 500 characters.
+ */
+export function briefOf(msg: string): string {
+  const first = msg
+    .split(/\n\s*\n|\n\s*Possible (?:fixes|Solution)/i)[0]!
+    .replace(/\s*\n\s*/g, " ")
+    .trim();
+  return first.length > 500 ? `${first.slice(0, 497)}...` : first;
 }
 
 /** The largest JSON record read: a quarter of the memory limit (DuckDB's reader buffers twice that), at least DuckDB's 16 MiB. */
@@ -382,7 +404,9 @@ async function explainCast(conn: DuckDBConnection, o: SqlOptions): Promise<strin
   for (let i = 0; i < checks.length; i++) {
     const n = Number(row[`n${i}`] ?? 0);
     if (n > 0) {
-      const v = String(row[`v${i}`]).slice(0, 80);
+      // A JSON-typed column casts to its JSON text ("ten" with its quotes): show the string itself.
+      const raw = String(row[`v${i}`]);
+      const v = (/^".*"$/s.test(raw) ? String(JSON.parse(raw) as unknown) : raw).slice(0, 80);
       return `column ${JSON.stringify(checks[i]![0])}: ${n} value${n > 1 ? "s" : ""} cannot be cast to ${checks[i]![1]} (e.g. ${JSON.stringify(v)})`;
     }
   }
