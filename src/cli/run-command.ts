@@ -154,7 +154,7 @@ export async function runCommand(jobName: string, opts: RunCommandOptions, cfgIn
         if (!goesOn) {
           const why = s.jobFailure
             ? `a job error (not a file's): ${s.jobFailure}`
-            : `${s.fileFailures} file(s) failed${job.bookmark.deadLetterAfterRuns === 0 ? " and bookmark.deadLetterAfterRuns is 0, so they are retried by every run" : ""}; first error: ${s.errors[0] ?? "unknown"}`;
+            : `${s.fileFailures} file(s) failed${job.bookmark.deadLetterAfterRuns === 0 ? " and bookmark.deadLetterAfterRuns is 0, so they are retried by every run" : `; the next run retries them (a file failing in ${job.bookmark.deadLetterAfterRuns} runs is set aside as a dead letter: tranche dead-letters list ${jobName})`}; first error: ${s.errors[0] ?? "unknown"}`;
           throw new RunFailedError(`run ${s.runId} of job "${jobName}" failed: ${why}`);
         }
         log.warn("run failed on file errors that later runs retry and dead-letter; draining goes on", {
