@@ -5,7 +5,8 @@
  *    runs' durations (runs must not slow down as the band fills);
  *  - commit: commit latency, 3 runs of 500 files at once, with 30 / 20,000 / 100,000 files in the
  *    band (caller's time and the script's own time in Redis, and the slowest command meanwhile);
- *  - planner: live heap (two forced GCs after each page; the median of 30 page samples) planning
+ *  - planner: live data heap (compiled code left out; two forced GCs after each page; the median
+ *    of 50 page samples) planning
  *    over 1,000,000 listed objects vs 10,000, and the peak;
  *  - band: bytes per file of the compact band with 100,000 files in it.
  *  - list: LIST requests of an incremental `lexical` run after draining 20,000 keys from a real
@@ -14,7 +15,7 @@
  * Figures are reported, not asserted; the bounds are asserted by the tests.
  */
 import { Redis } from "ioredis";
-import { commitLatency, deletePrefix, median, plannerPeak, realDrain, syntheticBookmark } from "./scale-lib.js";
+import { commitLatency, dataHeap, deletePrefix, median, plannerPeak, realDrain, syntheticBookmark } from "./scale-lib.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const only = process.argv.includes("--only") ? process.argv[process.argv.indexOf("--only") + 1] : undefined;
@@ -75,7 +76,7 @@ if (want("planner")) {
   await new Promise((r) => setImmediate(r));
   gc();
   gc();
-  const baseHeap = process.memoryUsage().heapUsed;
+  const baseHeap = dataHeap();
   // 50 samples each: the last 5 pages of ten listings of 10,000 (the first pages of a listing are
   // still filling the selection and the client's buffers), and the last 50 pages of 1,000,000.
   const smalls = [];

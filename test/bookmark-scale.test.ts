@@ -59,7 +59,7 @@ describe("bookmark at scale", () => {
     expect(r.history).toBeLessThan(10 * 1000 * 32);
   }, 120_000);
 
-  it("planner live heap over 1,000,000 listed objects is within 1.25× of that over 10,000 (forced GC, medians of 50 page samples)", async () => {
+  it("planner live data heap over 1,000,000 listed objects is within 1.25× of that over 10,000 (forced GC, compiled code left out, medians of 50 page samples)", async () => {
     const { stdout } = await promisify(execFile)(process.execPath, ["--expose-gc", "dist/bench/scale.js", "--only", "planner", "--json"], {
       env: { ...process.env, REDIS_URL },
     });

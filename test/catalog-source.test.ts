@@ -1,4 +1,7 @@
 import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { resolveBound } from "../src/config/bounds.js";
 import { escapePartitionValue, partitionPrefix } from "../src/catalog/location.js";
@@ -311,6 +314,38 @@ describe("a catalog table as a job's source", () => {
     const overridden = await cli(["run", h.name, "-c", config, "--bounded-files", "3", "--json"]);
     expect(JSON.parse(overridden.stdout)).toMatchObject({ status: "succeeded", files: 3, bound: "boundedFiles=3" });
     expect((await cli(["status", h.name, "-c", config])).stdout).toMatch(/bound: boundedFiles=3 from the command line/);
+  });
+
+  it("without any AWS credentials, plan says none were found and what to set (E_ACCESS, exit 4), not that access was denied", async () => {
+    await seedTable("ev9");
+    const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-nocreds-"));
+    try {
+      const { accessKeyId: _a, secretAccessKey: _s, ...noKeys } = s3.settings;
+      const config = await writeConfig(dir, {
+        redis: { url: REDIS_URL },
+        prefix: "tranche-test-nocreds",
+        s3: noKeys,
+        jobs: { ev9: { source: { catalog: ref("ev9") }, processor: "ndjson", output: { path: "s3://clean/ev9/" } } },
+      });
+      const none = "/nonexistent/tranche-no-aws";
+      const r = await cli(["plan", "ev9", "-c", config], {
+        ...Object.fromEntries(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"].map((k) => [k, ""])),
+        ...Object.fromEntries(
+          ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"].map((k) => [
+            k,
+            "",
+          ]),
+        ),
+        AWS_SHARED_CREDENTIALS_FILE: none,
+        AWS_CONFIG_FILE: none,
+        AWS_EC2_METADATA_DISABLED: "true",
+      });
+      expect(r.code).toBe(4);
+      expect(r.stderr).toMatch(/E_ACCESS\]: Glue GetTable of catalog table raw\.ev9: no AWS credentials found \(.*\); set s3\.accessKeyId/);
+      expect(r.stderr).not.toMatch(/access denied/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("catalog values that break tranche's rules fail the run before anything is leased (E_CONFIG naming table and parameter)", async () => {

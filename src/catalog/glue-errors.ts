@@ -1,5 +1,6 @@
 import { AccessDeniedError, ConfigError, TrancheError, UnreachableError } from "../errors.js";
 import { JobError, isTypedFailure, messageOf } from "../failures.js";
+import { noCredentialsMessage } from "../source/types.js";
 
 interface SdkError {
   name?: string;
@@ -52,6 +53,7 @@ export function classifyGlueError(err: unknown, o: { table: string; op: string; 
     return new ConfigError(`${where}: ${msg}; check the database and table names${o.hint ? ` (${o.hint})` : ""} and the region`);
   if (code === "InvalidInputException" || code === "ValidationException")
     return new ConfigError(`${where} was refused as invalid: ${msg}${o.hint ? ` (${o.hint})` : ""}`);
+  if (code === "CredentialsProviderError") return new AccessDeniedError(noCredentialsMessage(where, msg), { cause: err });
   if (DENIED.has(code) || status === 403)
     return new AccessDeniedError(
       `${where}: access denied (${msg}); check the credentials (s3.accessKeyId, AWS_* variables, the role) and its Glue permissions (glue:GetTable, glue:GetPartitions, glue:BatchCreatePartition)`,

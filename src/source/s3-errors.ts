@@ -1,4 +1,5 @@
 import { ArchivedError, FileError, GoneError, JobError, isTypedFailure, messageOf, type TypedFailure } from "../failures.js";
+import { noCredentialsMessage } from "./types.js";
 
 /** The parts of an AWS SDK v3 error tranche looks at: the S3 error code (`name`) and HTTP status. */
 interface SdkError {
@@ -57,6 +58,8 @@ export function classifyS3Error(err: unknown, o: { bucket: string; key?: string;
   if (THROTTLED.has(code) || status === 503 || status === 429) {
     return new JobError("E_THROTTLED", `S3 is throttling requests (${msg}) at ${where}; tranche backs off and retries`, { cause: err });
   }
+  if (code === "CredentialsProviderError")
+    return new JobError("E_ACCESS", noCredentialsMessage(`S3 at ${where}`, msg), { cause: err, retryable: false });
   if (CREDENTIALS.has(code) || status === 403) {
     return new JobError(
       "E_ACCESS",
