@@ -299,13 +299,14 @@ function syntheticSource(n: number): Source {
 export const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /**
- * The heap's data in use: every V8 heap space but code. Compiled code is not what the planner keeps,
+ * The heap's data in use: every V8 heap space but code (and, on newer V8, the trusted spaces that
+ * hold bytecode and deoptimization data beside it). Compiled code is not what the planner keeps,
  * and how much of it V8 holds depends on when its optimizing compiler ran (a loaded machine's
  * timing), not on the listing: counted in, it moved the ratio by a quarter under CPU load.
  */
 export function dataHeap(): number {
   return getHeapSpaceStatistics()
-    .filter((s) => !s.space_name.startsWith("code_") && s.space_name !== "code_space")
+    .filter((s) => !/code|trusted/.test(s.space_name))
     .reduce((n, s) => n + s.space_used_size, 0);
 }
 

@@ -316,7 +316,7 @@ describe("a catalog table as a job's source", () => {
     expect((await cli(["status", h.name, "-c", config])).stdout).toMatch(/bound: boundedFiles=3 from the command line/);
   });
 
-  it("without any AWS credentials, plan says none were found and what to set (E_ACCESS, exit 4), not that access was denied", async () => {
+  it("without any AWS credentials, plan says it could not load them and what to set (E_ACCESS, exit 4), not that access was denied", async () => {
     await seedTable("ev9");
     const dir = await mkdtemp(path.join(os.tmpdir(), "tranche-nocreds-"));
     try {
@@ -341,7 +341,9 @@ describe("a catalog table as a job's source", () => {
         AWS_EC2_METADATA_DISABLED: "true",
       });
       expect(r.code).toBe(4);
-      expect(r.stderr).toMatch(/E_ACCESS\]: Glue GetTable of catalog table raw\.ev9: no AWS credentials found \(.*\); set s3\.accessKeyId/);
+      expect(r.stderr).toMatch(
+        /E_ACCESS\]: Glue GetTable of catalog table raw\.ev9: could not load AWS credentials \(.*\); set s3\.accessKeyId/,
+      );
       expect(r.stderr).not.toMatch(/access denied/);
     } finally {
       await rm(dir, { recursive: true, force: true });

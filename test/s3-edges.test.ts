@@ -244,10 +244,12 @@ describe("S3 client timeouts", () => {
 });
 
 describe("S3 errors without credentials", () => {
-  it("a CredentialsProviderError (the SDK found no credentials at all) says so and what to set, not that S3 refused access", () => {
+  it("a CredentialsProviderError (the SDK could not load any) says so and what to set, not that S3 refused access", () => {
     const raw = Object.assign(new Error("Could not load credentials from any providers"), { name: "CredentialsProviderError" });
     const e = classifyS3Error(raw, { bucket: "edges", op: "list" });
     expect(e).toMatchObject({ name: "JobError", code: "E_ACCESS", retryable: false });
-    expect(e.message).toMatch(/^S3 at s3:\/\/edges\/: no AWS credentials found \(CredentialsProviderError: .*\); set s3\.accessKeyId/);
+    expect(e.message).toMatch(
+      /^S3 at s3:\/\/edges\/: could not load AWS credentials \(CredentialsProviderError: .*\); set s3\.accessKeyId/,
+    );
   });
 });

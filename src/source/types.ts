@@ -83,9 +83,10 @@ export function staticCredentials(
 }
 
 /**
- * The SDK found no credentials at all (`CredentialsProviderError`): AWS refused nothing, so the
- * message says what to set instead of pointing at permissions.
+ * The SDK could not load credentials (`CredentialsProviderError`: none anywhere, an expired SSO
+ * session, a broken profile): AWS refused nothing, so the message says what to set instead of
+ * pointing at permissions.
  */
 export function noCredentialsMessage(where: string, msg: string): string {
-  return `${where}: no AWS credentials found (${msg}); set s3.accessKeyId and s3.secretAccessKey in the config, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role (IRSA, an instance profile)`;
+  return `${where}: could not load AWS credentials (${msg}); set s3.accessKeyId and s3.secretAccessKey in the config, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with a role (IRSA, an instance profile)`;
 }
