@@ -290,8 +290,9 @@ function syntheticSource(n: number): Source {
 /**
  * Planner live heap over a synthetic listing of `n` objects, with the real bookmark asked page by
  * page. Needs `--expose-gc`. After every page of 1,000 objects, two forced GCs, then the heap's
- * data in use above the start ({@link dataHeap}) is a sample. Reported: `last`, the last 50 samples (the heap once all but the
- * last pages were listed: what the planner keeps is largest there if it grows with the listing),
+ * data in use above the start ({@link dataHeap}) is a sample. Reported: `last`, the last 50
+ * samples (the heap once all but the last pages were listed: what the planner keeps is largest
+ * there if it grows with the listing),
  * and `peakBytes`, the largest sample. A sample varies by ±0.3 MB with whether a page is still in
  * flight, so compare medians of as many samples, not peaks of 10 against peaks of 1,000. `baseHeap`:
  * the heap in use to measure from (default: at the start of this listing).

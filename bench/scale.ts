@@ -6,8 +6,7 @@
  *  - commit: commit latency, 3 runs of 500 files at once, with 30 / 20,000 / 100,000 files in the
  *    band (caller's time and the script's own time in Redis, and the slowest command meanwhile);
  *  - planner: live data heap (compiled code left out; two forced GCs after each page; the median
- *    of 50 page samples) planning
- *    over 1,000,000 listed objects vs 10,000, and the peak;
+ *    of 50 page samples) planning over 1,000,000 listed objects vs 10,000, and the peak;
  *  - band: bytes per file of the compact band with 100,000 files in it.
  *  - list: LIST requests of an incremental `lexical` run after draining 20,000 keys from a real
  *    S3-protocol server, counted by a proxy in front of it (runs test/listing-runs.test.ts with

@@ -329,12 +329,16 @@ describe("a catalog table as a job's source", () => {
       });
       const none = "/nonexistent/tranche-no-aws";
       const r = await cli(["plan", "ev9", "-c", config], {
-        ...Object.fromEntries(["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"].map((k) => [k, ""])),
         ...Object.fromEntries(
-          ["AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE"].map((k) => [
-            k,
-            "",
-          ]),
+          [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+            "AWS_WEB_IDENTITY_TOKEN_FILE",
+          ].map((k) => [k, ""]),
         ),
         AWS_SHARED_CREDENTIALS_FILE: none,
         AWS_CONFIG_FILE: none,

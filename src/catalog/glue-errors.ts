@@ -22,7 +22,6 @@ const DENIED = new Set([
   "InvalidSignatureException",
   "ExpiredTokenException",
   "InvalidClientTokenId",
-  "CredentialsProviderError",
   "UnauthorizedOperation",
 ]);
 const NETWORK = new Set(["ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EPIPE", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH"]);

@@ -18,7 +18,6 @@ const CREDENTIALS = new Set([
   "ExpiredToken",
   "InvalidToken",
   "TokenRefreshRequired",
-  "CredentialsProviderError",
   "AccountProblem",
   "Forbidden",
 ]);
